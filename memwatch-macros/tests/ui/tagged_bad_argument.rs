@@ -1,0 +1,4 @@
+#[memwatch_test::tagged(name)]
+fn parse() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[memwatch_test::tagged("  ")]
+fn parse() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[memwatch_test::tagged]
+struct NotAFunction {
+    field: u8,
+}
+
+fn main() {}

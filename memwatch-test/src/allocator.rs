@@ -1,0 +1,748 @@
+//! The counting global allocator: the only module of the crate with `unsafe`.
+//!
+//! # Design
+//!
+//! Every block gets a 16-byte [`Header`] in front of it (or `align` bytes for
+//! alignments above 16, so the user pointer keeps its alignment). The header
+//! says whether the block is counted, the collection cycle (epoch) it was
+//! allocated in and the tag it was allocated under. Because the block carries
+//! this, a free is credited to the right cycle and tag from any thread.
+//!
+//! Counters live in per-thread [`Slot`]s. The owning thread updates them
+//! with a relaxed load and store (no locked read-modify-write, no shared
+//! cache line is written); readers sum every slot. The sums are exact at a
+//! quiet point, when no thread is between an allocation and its bookkeeping.
+//! Slots come from a lock-free list that only grows; a thread's slot is
+//! released for reuse when the thread exits, and its figures stay in it (they
+//! are partial sums, so whoever takes the slot next keeps adding to them).
+//!
+//! Allocations made while the thread's `depth` is non-zero are *untracked*:
+//! those made re-entrantly from inside the inner allocator, those made while
+//! a slot is being claimed, and those the engine makes for its own
+//! bookkeeping ([`untracked`]). Their header says so, so their frees are not
+//! counted either, whichever thread makes them.
+//!
+//! The hot path touches one const-initialised thread-local without `Drop`
+//! ([`LOCAL`]), reads the global epoch with a relaxed load, takes no lock and
+//! never allocates.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::ptr;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
+
+/// How many recent collection cycles keep their own survivor counters.
+/// Older cycles are folded into one "earlier" figure.
+pub(crate) const EPOCH_WINDOW: usize = 64;
+/// How many tags can be told apart (id 0 is "untagged"); a power of two.
+pub(crate) const MAX_TAGS: usize = 256;
+
+/// Size of the header in front of every block, for alignments up to 16.
+const HEADER: usize = 16;
+/// Header mark of a counted block.
+const TRACKED: u32 = 0x4d57_5431;
+/// Header mark of a block allocated while counting was suspended.
+const UNTRACKED: u32 = 0x4d57_5530;
+
+/// The current collection cycle: blocks allocated now are stamped with it.
+/// Starts at 1; collection cycle `n` moves it to `n + 1`.
+static EPOCH: AtomicU32 = AtomicU32::new(1);
+/// Set once any block has been counted: the allocator is installed.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+/// A global allocator that counts every block, for memwatch.
+///
+/// Install it in the binary whose heap you want to watch (a test binary, a
+/// service); the library never installs it by itself.
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
+///
+/// fn main() {
+///     let before = memwatch_test::counts();
+///     let kept = vec![0u8; 100];
+///     let after = memwatch_test::counts();
+///     assert_eq!(after.live_bytes - before.live_bytes, 100);
+///     assert_eq!(after.live_blocks - before.live_blocks, 1);
+///     drop(kept);
+/// }
+/// ```
+///
+/// It wraps any other allocator with [`Alloc::new`]. Each block costs 16
+/// bytes of header in the inner allocator (`align` bytes for alignments above
+/// 16); the figures memwatch reports are the sizes your program asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Alloc<A = System> {
+    inner: A,
+    /// Whether the inner allocator may allocate through the global allocator
+    /// (as `dhat::Alloc` does for its bookkeeping): then each call into it
+    /// is guarded so that such nested allocations are left uncounted.
+    /// `System` never does, and skips the guard's cost.
+    reentrant: bool,
+}
+
+impl Default for Alloc<System> {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl Alloc<System> {
+    /// A counting allocator over the system allocator.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
+    /// # fn main() {}
+    /// ```
+    pub const fn system() -> Self {
+        Alloc {
+            inner: System,
+            reentrant: false,
+        }
+    }
+}
+
+impl<A> Alloc<A> {
+    /// A counting allocator over `inner`, such as `mimalloc::MiMalloc` or
+    /// `dhat::Alloc`.
+    ///
+    /// `inner` may itself allocate through the global allocator (and so
+    /// through this one): such nested allocations are not counted. Guarding
+    /// against them costs about 1.5 ns per allocation and free, which
+    /// [`Alloc::system`] does not pay since `System` never does so.
+    ///
+    /// ```
+    /// use std::alloc::System;
+    ///
+    /// #[global_allocator]
+    /// static ALLOC: memwatch_test::Alloc<System> = memwatch_test::Alloc::new(System);
+    /// # fn main() {}
+    /// ```
+    pub const fn new(inner: A) -> Self {
+        Alloc {
+            inner,
+            reentrant: true,
+        }
+    }
+
+    /// Runs a call into the inner allocator, marking this thread busy when
+    /// the inner allocator may come back here.
+    #[inline(always)]
+    fn guarded<R>(&self, local: &Local, depth: u32, call: impl FnOnce() -> R) -> R {
+        if !self.reentrant {
+            return call();
+        }
+        local.depth.set(depth + 1);
+        let r = call();
+        local.depth.set(depth);
+        r
+    }
+}
+
+/// What every block carries in front of it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Header {
+    mark: u32,
+    epoch: u32,
+    tag: u32,
+    _reserved: u32,
+}
+
+/// The four per-tag counters: blocks allocated and freed, and bytes added and
+/// removed (a realloc adds or removes the difference).
+#[repr(C)]
+struct TagCells {
+    allocs: AtomicU64,
+    frees: AtomicU64,
+    bytes_added: AtomicU64,
+    bytes_removed: AtomicU64,
+}
+
+/// One thread's counters. Figures are two's-complement `i64`s stored in
+/// `u64`s: a thread that frees what another allocated goes negative.
+#[repr(C, align(128))]
+pub(crate) struct Slot {
+    /// The fallback slot is shared by threads without a slot of their own
+    /// (during thread teardown, or when no memory is left for a slot); it
+    /// uses atomic read-modify-write.
+    shared: bool,
+    in_use: AtomicBool,
+    next: AtomicPtr<Slot>,
+    /// Net live `[bytes, blocks]` by epoch, indexed by `epoch % EPOCH_WINDOW`.
+    epochs: [[AtomicU64; 2]; EPOCH_WINDOW],
+    /// Net `[bytes, blocks]` freed from blocks older than the window.
+    old: [AtomicU64; 2],
+    /// This thread's net bytes, and its high-water mark in `peak_epoch`.
+    net: AtomicU64,
+    peak: AtomicU64,
+    peak_base: AtomicU64,
+    peak_epoch: AtomicU32,
+    tags: [TagCells; MAX_TAGS],
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO_TAG: TagCells = TagCells {
+    allocs: ZERO,
+    frees: ZERO,
+    bytes_added: ZERO,
+    bytes_removed: ZERO,
+};
+
+static SHARED: Slot = Slot {
+    shared: true,
+    in_use: AtomicBool::new(true),
+    next: AtomicPtr::new(ptr::null_mut()),
+    epochs: [const { [ZERO; 2] }; EPOCH_WINDOW],
+    old: [ZERO; 2],
+    net: ZERO,
+    peak: ZERO,
+    peak_base: ZERO,
+    peak_epoch: AtomicU32::new(0),
+    tags: [ZERO_TAG; MAX_TAGS],
+};
+
+/// Head of the list of per-thread slots (the shared slot is not in it).
+static SLOTS: AtomicPtr<Slot> = AtomicPtr::new(ptr::null_mut());
+
+impl Slot {
+    /// Adds to a counter. `SHARED` is the slot's kind, decided once per
+    /// operation: the owner of a slot updates it with a load and a store,
+    /// the shared slot with an atomic add.
+    #[inline(always)]
+    fn add<const SHARED: bool>(cell: &AtomicU64, value: u64) {
+        if SHARED {
+            cell.fetch_add(value, Relaxed);
+        } else {
+            cell.store(cell.load(Relaxed).wrapping_add(value), Relaxed);
+        }
+    }
+
+    #[inline(always)]
+    fn tag(&self, tag: u32) -> &TagCells {
+        &self.tags[tag as usize & (MAX_TAGS - 1)]
+    }
+
+    /// The live counters of a block of `epoch`, as seen in epoch `now`.
+    #[inline(always)]
+    fn epoch_cells(&self, epoch: u32, now: u32) -> &[AtomicU64; 2] {
+        if now.wrapping_sub(epoch) < EPOCH_WINDOW as u32 {
+            &self.epochs[epoch as usize % EPOCH_WINDOW]
+        } else {
+            &self.old
+        }
+    }
+
+    /// This thread's net bytes rose by `bytes` in `epoch`: track the peak.
+    /// The shared slot does not track peaks (see [`peak_rise`]).
+    #[inline(always)]
+    fn grow<const SHARED: bool>(&self, epoch: u32, bytes: u64) {
+        if SHARED {
+            self.net.fetch_add(bytes, Relaxed);
+            return;
+        }
+        let before = self.net.load(Relaxed);
+        let net = before.wrapping_add(bytes);
+        self.net.store(net, Relaxed);
+        if self.peak_epoch.load(Relaxed) != epoch {
+            self.peak_epoch.store(epoch, Relaxed);
+            self.peak_base.store(before, Relaxed);
+            self.peak.store(before, Relaxed);
+        }
+        if net as i64 > self.peak.load(Relaxed) as i64 {
+            self.peak.store(net, Relaxed);
+        }
+    }
+
+    #[inline(always)]
+    fn on_alloc(&self, epoch: u32, tag: u32, size: u64) {
+        if self.shared {
+            self.alloc_as::<true>(epoch, tag, size)
+        } else {
+            self.alloc_as::<false>(epoch, tag, size)
+        }
+    }
+
+    #[inline(always)]
+    fn alloc_as<const SHARED: bool>(&self, epoch: u32, tag: u32, size: u64) {
+        let cells = &self.epochs[epoch as usize % EPOCH_WINDOW];
+        Self::add::<SHARED>(&cells[0], size);
+        Self::add::<SHARED>(&cells[1], 1);
+        let t = self.tag(tag);
+        Self::add::<SHARED>(&t.allocs, 1);
+        Self::add::<SHARED>(&t.bytes_added, size);
+        self.grow::<SHARED>(epoch, size);
+    }
+
+    #[inline(always)]
+    fn on_free(&self, epoch: u32, tag: u32, size: u64) {
+        if self.shared {
+            self.free_as::<true>(epoch, tag, size)
+        } else {
+            self.free_as::<false>(epoch, tag, size)
+        }
+    }
+
+    #[inline(always)]
+    fn free_as<const SHARED: bool>(&self, epoch: u32, tag: u32, size: u64) {
+        let cells = self.epoch_cells(epoch, EPOCH.load(Relaxed));
+        Self::add::<SHARED>(&cells[0], size.wrapping_neg());
+        Self::add::<SHARED>(&cells[1], 1u64.wrapping_neg());
+        let t = self.tag(tag);
+        Self::add::<SHARED>(&t.frees, 1);
+        Self::add::<SHARED>(&t.bytes_removed, size);
+        Self::add::<SHARED>(&self.net, size.wrapping_neg());
+    }
+
+    #[inline(always)]
+    fn on_realloc(&self, old_epoch: u32, epoch: u32, tag: u32, old: u64, new: u64) {
+        if self.shared {
+            self.realloc_as::<true>(old_epoch, epoch, tag, old, new)
+        } else {
+            self.realloc_as::<false>(old_epoch, epoch, tag, old, new)
+        }
+    }
+
+    #[inline(always)]
+    fn realloc_as<const SHARED: bool>(
+        &self,
+        old_epoch: u32,
+        epoch: u32,
+        tag: u32,
+        old: u64,
+        new: u64,
+    ) {
+        let from = self.epoch_cells(old_epoch, epoch);
+        Self::add::<SHARED>(&from[0], old.wrapping_neg());
+        Self::add::<SHARED>(&from[1], 1u64.wrapping_neg());
+        let to = &self.epochs[epoch as usize % EPOCH_WINDOW];
+        Self::add::<SHARED>(&to[0], new);
+        Self::add::<SHARED>(&to[1], 1);
+        let t = self.tag(tag);
+        if new >= old {
+            Self::add::<SHARED>(&t.bytes_added, new - old);
+            self.grow::<SHARED>(epoch, new - old);
+        } else {
+            Self::add::<SHARED>(&t.bytes_removed, old - new);
+            Self::add::<SHARED>(&self.net, (old - new).wrapping_neg());
+        }
+    }
+}
+
+/// The thread's state on the hot path: const-initialised, no `Drop`.
+struct Local {
+    slot: Cell<*const Slot>,
+    /// Non-zero while counting is suspended on this thread.
+    depth: Cell<u32>,
+    /// The tag new blocks are allocated under (0: untagged).
+    tag: Cell<u32>,
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local { slot: Cell::new(ptr::null()), depth: Cell::new(0), tag: Cell::new(0) }
+    };
+}
+
+/// This thread's [`Local`]. The closure is tiny so that `with` inlines: the
+/// hot path then costs one thread-pointer-relative address computation.
+#[inline(always)]
+fn local() -> &'static Local {
+    let ptr: *const Local = LOCAL.with(|l| l as *const Local);
+    // SAFETY: a const-initialised thread-local without `Drop` lives as long
+    // as its thread, and every use of the reference stays within the
+    // current call on the current thread.
+    unsafe { &*ptr }
+}
+
+/// Gives the thread's slot back when the thread exits. Touched only on the
+/// cold path that claims a slot, never on the hot path.
+struct Owner(Cell<*const Slot>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let slot = self.0.get();
+        if slot.is_null() {
+            return;
+        }
+        // Whatever this thread still frees from now on goes to the shared slot.
+        let _ = LOCAL.try_with(|local| local.slot.set(&SHARED));
+        // SAFETY: slots are never freed, so the pointer is valid for the
+        // program's lifetime.
+        unsafe { (*slot).in_use.store(false, Release) };
+    }
+}
+
+thread_local! {
+    static OWNER: Owner = const { Owner(Cell::new(ptr::null())) };
+}
+
+/// The thread's slot, claiming one on the thread's first counted operation.
+#[inline(always)]
+fn slot_of(local: &Local) -> &'static Slot {
+    let slot = local.slot.get();
+    if slot.is_null() {
+        claim(local)
+    } else {
+        // SAFETY: `slot` is either `&SHARED` or a slot from `SLOTS`; neither
+        // is ever freed.
+        unsafe { &*slot }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn claim(local: &Local) -> &'static Slot {
+    // Registering the owner may allocate: those allocations are untracked.
+    local.depth.set(local.depth.get() + 1);
+    let slot = reuse_slot().or_else(new_slot);
+    let slot: &'static Slot = match slot {
+        Some(slot) => {
+            let registered = OWNER.try_with(|owner| owner.0.set(slot)).is_ok();
+            if registered {
+                slot
+            } else {
+                slot.in_use.store(false, Release);
+                &SHARED
+            }
+        }
+        None => &SHARED,
+    };
+    local.slot.set(slot);
+    local.depth.set(local.depth.get() - 1);
+    COUNTING.store(true, Relaxed);
+    slot
+}
+
+fn reuse_slot() -> Option<&'static Slot> {
+    let mut cur = SLOTS.load(Acquire);
+    while !cur.is_null() {
+        // SAFETY: list entries are never freed.
+        let slot = unsafe { &*cur };
+        if !slot.in_use.load(Relaxed)
+            && slot
+                .in_use
+                .compare_exchange(false, true, AcqRel, Relaxed)
+                .is_ok()
+        {
+            return Some(slot);
+        }
+        cur = slot.next.load(Acquire);
+    }
+    None
+}
+
+fn new_slot() -> Option<&'static Slot> {
+    let layout = Layout::new::<Slot>();
+    // SAFETY: `Slot` has a non-zero size. All-zero bytes are a valid `Slot`
+    // (atomics at zero, `shared: false`, a null `next`).
+    let raw = unsafe { System.alloc_zeroed(layout) }.cast::<Slot>();
+    if raw.is_null() {
+        return None;
+    }
+    // SAFETY: `raw` is a freshly allocated, valid and suitably aligned `Slot`
+    // that nothing else references yet; it is never freed.
+    let slot: &'static Slot = unsafe { &*raw };
+    slot.in_use.store(true, Relaxed);
+    let mut head = SLOTS.load(Relaxed);
+    loop {
+        slot.next.store(head, Relaxed);
+        match SLOTS.compare_exchange_weak(head, raw, AcqRel, Relaxed) {
+            Ok(_) => return Some(slot),
+            Err(now) => head = now,
+        }
+    }
+}
+
+/// Calls `f` for every slot, the shared one included.
+fn for_each_slot(mut f: impl FnMut(&Slot)) {
+    f(&SHARED);
+    let mut cur = SLOTS.load(Acquire);
+    while !cur.is_null() {
+        // SAFETY: list entries are never freed.
+        let slot = unsafe { &*cur };
+        f(slot);
+        cur = slot.next.load(Acquire);
+    }
+}
+
+#[inline(always)]
+fn header_offset(align: usize) -> usize {
+    if align <= HEADER {
+        HEADER
+    } else {
+        align
+    }
+}
+
+/// The layout asked of the inner allocator for a block of `size` bytes at
+/// `align` (a power of two, as every `Layout` has), or `None` when it would
+/// be too large for a `Layout`.
+#[inline(always)]
+fn outer_layout(size: usize, align: usize) -> Option<Layout> {
+    let limit = isize::MAX as usize - (align - 1) - header_offset(align);
+    if size > limit {
+        return None;
+    }
+    // SAFETY: `align` is a power of two (it comes from a `Layout`), and
+    // `size + offset` rounded up to `align` stays within `isize::MAX`.
+    Some(unsafe { Layout::from_size_align_unchecked(size + header_offset(align), align) })
+}
+
+/// # Safety
+/// `user` must point `header_offset(align)` bytes into a block from the inner
+/// allocator, so that the 16 bytes before it belong to the block.
+#[inline(always)]
+unsafe fn header_of(user: *mut u8) -> *mut Header {
+    // SAFETY: guaranteed by the caller; the header sits right before `user`
+    // and is 4-aligned because `user` is at least 16-aligned.
+    unsafe { user.sub(HEADER).cast::<Header>() }
+}
+
+impl<A: GlobalAlloc> Alloc<A> {
+    #[inline(always)]
+    unsafe fn alloc_impl(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        let Some(outer) = outer_layout(layout.size(), layout.align()) else {
+            return ptr::null_mut();
+        };
+        let offset = header_offset(layout.align());
+        let local = local();
+        let depth = local.depth.get();
+        // SAFETY: `outer` has a non-zero size (it includes the header).
+        let base = self.guarded(local, depth, || unsafe {
+            if zeroed {
+                self.inner.alloc_zeroed(outer)
+            } else {
+                self.inner.alloc(outer)
+            }
+        });
+        if base.is_null() {
+            return base;
+        }
+        // SAFETY: the block has `offset + size` bytes, `offset >= 16`.
+        let user = unsafe { base.add(offset) };
+        let epoch = EPOCH.load(Relaxed);
+        let tag = local.tag.get();
+        let mark = if depth == 0 { TRACKED } else { UNTRACKED };
+        // SAFETY: the header lies inside the block, before `user`.
+        unsafe {
+            header_of(user).write(Header {
+                mark,
+                epoch,
+                tag,
+                _reserved: 0,
+            })
+        };
+        if depth == 0 {
+            slot_of(local).on_alloc(epoch, tag, layout.size() as u64);
+        }
+        user
+    }
+}
+
+// SAFETY: every method forwards to the inner allocator with a layout that
+// has room for the header in front, keeps the caller's alignment (the header
+// offset is a multiple of it), and hands out the pointer past the header.
+// `dealloc` and `realloc` recompute the same offset from the caller's layout.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as `GlobalAlloc::alloc`.
+        unsafe { self.alloc_impl(layout, false) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as `GlobalAlloc::alloc_zeroed`.
+        unsafe { self.alloc_impl(layout, true) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let offset = header_offset(layout.align());
+        // SAFETY: `ptr` came from `alloc_impl` with this layout, so a header
+        // precedes it and the block starts `offset` bytes before it; the
+        // outer layout was valid when the block was allocated.
+        unsafe {
+            let header = header_of(ptr).read();
+            debug_assert!(header.mark == TRACKED || header.mark == UNTRACKED);
+            let base = ptr.sub(offset);
+            let outer = Layout::from_size_align_unchecked(layout.size() + offset, layout.align());
+            let local = local();
+            if header.mark == TRACKED {
+                slot_of(local).on_free(header.epoch, header.tag, layout.size() as u64);
+            }
+            let depth = local.depth.get();
+            self.guarded(local, depth, || self.inner.dealloc(base, outer));
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let offset = header_offset(layout.align());
+        let Some(new_outer) = outer_layout(new_size, layout.align()) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: `ptr` came from `alloc_impl` with `layout`: a header
+        // precedes it and the block starts `offset` bytes before it. The
+        // inner realloc keeps the header bytes at the start of the block.
+        unsafe {
+            let old = header_of(ptr).read();
+            debug_assert!(old.mark == TRACKED || old.mark == UNTRACKED);
+            let base = ptr.sub(offset);
+            let outer = Layout::from_size_align_unchecked(layout.size() + offset, layout.align());
+            let local = local();
+            let depth = local.depth.get();
+            let moved = self.guarded(local, depth, || {
+                self.inner.realloc(base, outer, new_outer.size())
+            });
+            if moved.is_null() {
+                return moved;
+            }
+            let user = moved.add(offset);
+            if old.mark == TRACKED {
+                // A realloc makes the block anew: it now belongs to this cycle.
+                let epoch = EPOCH.load(Relaxed);
+                (*header_of(user)).epoch = epoch;
+                slot_of(local).on_realloc(
+                    old.epoch,
+                    epoch,
+                    old.tag,
+                    layout.size() as u64,
+                    new_size as u64,
+                );
+            }
+            user
+        }
+    }
+}
+
+/// Runs `f` with counting suspended on this thread: blocks it allocates are
+/// untracked for good (their frees are not counted either). Frees of counted
+/// blocks inside `f` are still counted.
+pub(crate) fn untracked<R>(f: impl FnOnce() -> R) -> R {
+    struct Resume;
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = LOCAL.try_with(|l| l.depth.set(l.depth.get() - 1));
+        }
+    }
+    let _ = LOCAL.try_with(|l| l.depth.set(l.depth.get() + 1));
+    let _resume = Resume;
+    f()
+}
+
+/// Sets the tag new blocks of this thread are allocated under; returns the
+/// previous one.
+pub(crate) fn swap_tag(tag: u32) -> u32 {
+    LOCAL.with(|l| l.tag.replace(tag))
+}
+
+/// The current epoch (collection cycle in progress).
+pub(crate) fn epoch() -> u32 {
+    EPOCH.load(Relaxed)
+}
+
+/// Moves to the next epoch; returns the new one.
+pub(crate) fn advance_epoch() -> u32 {
+    EPOCH.fetch_add(1, AcqRel).wrapping_add(1)
+}
+
+/// Whether any block has been counted, i.e. [`Alloc`] is the global allocator.
+pub(crate) fn counting() -> bool {
+    COUNTING.load(Relaxed)
+}
+
+/// Process-wide totals, summed over every slot.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Totals {
+    pub live_bytes: i64,
+    pub live_blocks: i64,
+    pub allocations: u64,
+    pub frees: u64,
+    pub bytes_allocated: u64,
+    pub bytes_freed: u64,
+}
+
+pub(crate) fn totals() -> Totals {
+    let (mut bytes, mut blocks) = (0u64, 0u64);
+    let (mut allocs, mut frees, mut added, mut removed) = (0u64, 0u64, 0u64, 0u64);
+    for_each_slot(|slot| {
+        for cells in slot.epochs.iter().chain(std::iter::once(&slot.old)) {
+            bytes = bytes.wrapping_add(cells[0].load(Relaxed));
+            blocks = blocks.wrapping_add(cells[1].load(Relaxed));
+        }
+        for t in &slot.tags {
+            allocs = allocs.wrapping_add(t.allocs.load(Relaxed));
+            frees = frees.wrapping_add(t.frees.load(Relaxed));
+            added = added.wrapping_add(t.bytes_added.load(Relaxed));
+            removed = removed.wrapping_add(t.bytes_removed.load(Relaxed));
+        }
+    });
+    Totals {
+        live_bytes: bytes as i64,
+        live_blocks: blocks as i64,
+        allocations: allocs,
+        frees,
+        bytes_allocated: added,
+        bytes_freed: removed,
+    }
+}
+
+/// Per-tag counters summed over every slot.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TagTotals {
+    pub allocs: u64,
+    pub frees: u64,
+    pub bytes_added: u64,
+    pub bytes_removed: u64,
+}
+
+/// Fills `out` (cleared first) with the totals of every tag id.
+pub(crate) fn tag_totals(out: &mut Vec<TagTotals>) {
+    out.clear();
+    out.resize(MAX_TAGS, TagTotals::default());
+    for_each_slot(|slot| {
+        for (sum, t) in out.iter_mut().zip(&slot.tags) {
+            sum.allocs = sum.allocs.wrapping_add(t.allocs.load(Relaxed));
+            sum.frees = sum.frees.wrapping_add(t.frees.load(Relaxed));
+            sum.bytes_added = sum.bytes_added.wrapping_add(t.bytes_added.load(Relaxed));
+            sum.bytes_removed = sum
+                .bytes_removed
+                .wrapping_add(t.bytes_removed.load(Relaxed));
+        }
+    });
+}
+
+/// Net live `(bytes, blocks)` summed over every slot in the ring bucket of
+/// `epoch`, including what older epochs left in it (see `cycle::Ledger`).
+pub(crate) fn bucket_totals(epoch: u32) -> (i64, i64) {
+    let (mut bytes, mut blocks) = (0u64, 0u64);
+    let b = epoch as usize % EPOCH_WINDOW;
+    for_each_slot(|slot| {
+        bytes = bytes.wrapping_add(slot.epochs[b][0].load(Relaxed));
+        blocks = blocks.wrapping_add(slot.epochs[b][1].load(Relaxed));
+    });
+    (bytes as i64, blocks as i64)
+}
+
+/// How far live bytes rose above their level at the start of `epoch`, summed
+/// over the threads that allocated in it: the peak within the cycle is at
+/// most the starting level plus this, and exactly that when one thread
+/// allocated.
+pub(crate) fn peak_rise(epoch: u32) -> u64 {
+    let mut rise = 0u64;
+    for_each_slot(|slot| {
+        if !slot.shared && slot.peak_epoch.load(Relaxed) == epoch {
+            let peak = slot.peak.load(Relaxed) as i64;
+            let base = slot.peak_base.load(Relaxed) as i64;
+            rise = rise.saturating_add(peak.saturating_sub(base).max(0) as u64);
+        }
+    });
+    rise
+}

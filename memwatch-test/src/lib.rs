@@ -1,0 +1,131 @@
+//! Leak regression testing for Rust, after Mozilla's node-memwatch.
+//!
+//! node-memwatch watched a running Node process: after each full garbage
+//! collection it reported heap statistics, it raised a `leak` event when the
+//! heap grew over five consecutive collections, and its `HeapDiff` told what
+//! was allocated and freed between two points, grouped by type. This crate
+//! gives a Rust program the same four things:
+//!
+//! | node-memwatch | memwatch-test |
+//! |---|---|
+//! | `memwatch.gc()` | [`gc()`]: one collection cycle, returns [`Stats`] |
+//! | `memwatch.on('stats', f)` | [`on_stats`] |
+//! | `memwatch.on('leak', f)` | [`on_leak`], with a tunable [`LeakRule`] |
+//! | `new memwatch.HeapDiff()` / `.end()` | [`HeapDiff::new`] / [`HeapDiff::end`], grouped by [`tag`] |
+//!
+//! Rust has no garbage collector: a *collection cycle* is a quiet point
+//! after one repetition of the work. The values of the repetition have been
+//! dropped; [`gc()`] runs the registered [collectors](on_collect) (epoch
+//! reclamation, a GC crate, a cache flush), samples the heap, and closes the
+//! cycle. Every block remembers the cycle it was allocated in, so
+//! [`survivors()`] tells a leak (survivors in every cycle) from one-time
+//! initialisation (survivors in the first cycles only).
+//!
+//! Counting needs [`Alloc`] as the global allocator of the binary:
+//!
+//! ```
+//! #[global_allocator]
+//! static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
+//!
+//! fn main() {
+//!     let leaks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+//!     let seen = leaks.clone();
+//!     let _ = memwatch_test::on_leak(move |leak| {
+//!         eprintln!("leak: {}", leak.reason);
+//!         seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+//!     });
+//!
+//!     let mut cache: Vec<Box<[u8; 64]>> = Vec::with_capacity(100);
+//!     memwatch_test::gc();
+//!     for _ in 0..6 {
+//!         cache.push(Box::new([0; 64])); // grows every cycle: a leak
+//!         memwatch_test::gc();
+//!     }
+//!     assert_eq!(leaks.load(std::sync::atomic::Ordering::Relaxed), 1);
+//! }
+//! ```
+//!
+//! # What is counted
+//!
+//! Every allocation, zeroed allocation, reallocation and free made through
+//! [`Alloc`], on any thread and at any alignment, summed over threads; the
+//! figures are the sizes the program asked for. Counts are exact at a quiet
+//! point. The engine's own bookkeeping (statistics, callbacks, diffs) is not
+//! counted, and neither is what the callbacks of [`on_stats`] and
+//! [`on_leak`] allocate.
+//!
+//! # Known limits
+//!
+//! - Only memory allocated through the global allocator is seen: not
+//!   `mmap`, not memory a C library gets from its own `malloc`.
+//! - Each block carries a 16-byte header (`align` bytes for alignments
+//!   above 16) in the inner allocator.
+//! - Survivors are kept per cycle for the last 63 cycles; older cycles are
+//!   gathered in one figure.
+//! - Up to 254 tag names are told apart; further names share one row.
+#![warn(missing_docs)]
+
+extern crate self as memwatch_test;
+
+mod allocator;
+mod cycle;
+mod detector;
+mod diff;
+mod stats;
+mod tag;
+mod units;
+
+pub use allocator::Alloc;
+pub use cycle::{
+    gc, on_collect, on_leak, on_stats, set_leak_rule, survivors, CycleSurvivors, Registration,
+};
+pub use detector::{Leak, LeakRule};
+pub use diff::{Change, Diff, DiffRow, HeapDiff, HeapSize};
+pub use stats::{counts, is_counting, Counts, Stats};
+pub use tag::tag;
+pub use units::format_bytes;
+
+/// Tags the allocations of a function, or of every method of an impl block.
+///
+/// On an impl block, the tag is the name of its `Self` type (`LeakingClass`
+/// for `impl LeakingClass` and `impl<T> Trait for LeakingClass<T>`); on a
+/// function, the function's name. `#[tagged("name")]` picks another. An
+/// `async fn` is tagged in each poll of its body. See [`tag`] for what a tag
+/// means.
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
+///
+/// struct LeakingClass {
+///     data: Vec<u8>,
+/// }
+///
+/// #[memwatch_test::tagged]
+/// impl LeakingClass {
+///     fn new() -> Self {
+///         LeakingClass { data: vec![0; 32] }
+///     }
+/// }
+///
+/// fn main() {
+///     let hd = memwatch_test::HeapDiff::new();
+///     let kept = LeakingClass::new();
+///     let diff = hd.end();
+///     let row = diff.change.details.iter().find(|r| r.what == "LeakingClass").unwrap();
+///     assert_eq!((row.allocated, row.size_bytes), (1, 32));
+///     drop(kept.data);
+/// }
+/// ```
+pub use memwatch_macros::tagged;
+
+/// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
+/// What the macros of `memwatch-macros` call; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::tag::{TagGuard, TagKey, Tagged};
+}
