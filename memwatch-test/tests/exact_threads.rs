@@ -233,9 +233,53 @@ fn random_operations_on_many_threads_are_counted_exactly() {
     );
 }
 
+/// Threads come and go: each exiting thread gives its counters back for
+/// reuse, and what it frees while exiting (its thread-locals) is still
+/// counted. Blocks cross in both directions.
+fn threads_that_exit_keep_the_counts_exact() {
+    let mut from_main: Vec<Box<[u8; 40]>> = (0..200).map(|_| Box::new([1; 40])).collect();
+    let mut kept: Vec<Box<[u8; 24]>> = Vec::with_capacity(400);
+    let start = counts();
+    for _ in 0..200 {
+        let given = from_main.pop().unwrap();
+        let made = std::thread::spawn(move || {
+            thread_local! {
+                // Freed during the thread's teardown.
+                static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            SCRATCH.with(|s| s.borrow_mut().extend_from_slice(&[0; 100]));
+            drop(given);
+            [Box::new([2u8; 24]), Box::new([3u8; 24])]
+        })
+        .join()
+        .unwrap();
+        kept.extend(made);
+    }
+    let end = counts();
+    assert_eq!(kept.len(), 400);
+    // 200 blocks of 40 bytes freed, 400 blocks of 24 bytes kept, and
+    // nothing else left behind by 200 threads.
+    assert_eq!(
+        end.live_blocks as i64 - start.live_blocks as i64,
+        400 - 200,
+        "live blocks"
+    );
+    assert_eq!(
+        end.live_bytes as i64 - start.live_bytes as i64,
+        400 * 24 - 200 * 40,
+        "live bytes"
+    );
+}
+
 fn main() -> std::process::ExitCode {
-    common::run(&[(
-        "random_operations_on_many_threads_are_counted_exactly",
-        random_operations_on_many_threads_are_counted_exactly,
-    )])
+    common::run(&[
+        (
+            "random_operations_on_many_threads_are_counted_exactly",
+            random_operations_on_many_threads_are_counted_exactly,
+        ),
+        (
+            "threads_that_exit_keep_the_counts_exact",
+            threads_that_exit_keep_the_counts_exact,
+        ),
+    ])
 }
