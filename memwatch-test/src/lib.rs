@@ -71,6 +71,10 @@ mod allocator;
 mod cycle;
 mod detector;
 mod diff;
+mod harness;
+mod registry;
+mod report;
+mod runner;
 mod stats;
 mod tag;
 mod units;
@@ -124,8 +128,89 @@ pub use memwatch_macros::tagged;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
-/// What the macros of `memwatch-macros` call; not a public API.
+/// Registers a leak test: the harness of [`main!`] repeats its body across
+/// collection cycles and decides whether it leaks.
+///
+/// ```no_run
+/// // tests/leaks.rs, with `harness = false` for this target in Cargo.toml
+/// use memwatch_test::leak_test;
+///
+/// #[leak_test]
+/// fn parse_does_not_leak() {
+///     std::hint::black_box("1,2,3".split(',').map(str::to_owned).collect::<Vec<_>>());
+/// }
+///
+/// #[leak_test(iterations = 20, warmup = 5, snapshot = false)]
+/// fn cache_stays_bounded() {
+///     // ...
+/// }
+///
+/// #[leak_test(should_leak)]
+/// fn box_leak_is_caught() {
+///     Box::leak(Box::new([0u8; 32]));
+/// }
+///
+/// memwatch_test::main!();
+/// ```
+///
+/// Options, all optional:
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | `iterations = N` | 10 | measured iterations of the first round (at least 2) |
+/// | `warmup = N` | 3 | iterations before measuring, for one-time initialisation |
+/// | `threshold_bytes = N` | 64 | growth in bytes over a round that counts by itself |
+/// | `threshold_blocks = N` | 1 | growth in blocks that, with any growth in bytes, counts |
+/// | `collect = path` | none | a `fn()` called in every cycle, after the global collectors |
+/// | `ignore` | off | runs only with `--ignored` or `--include-ignored` |
+/// | `should_leak` | off | passes only when a leak is found |
+/// | `snapshot = false` or `"name"` | the test's name | the heap diff snapshot under `tests/snapshots/` |
+///
+/// The function takes no arguments and returns nothing; a panic fails the
+/// test with no leak verdict. An `async fn` runs on a tokio current-thread
+/// runtime made for the test (feature `tokio`). See the crate's README for
+/// the rule that decides between clean and leak.
+pub use memwatch_macros::leak_test;
+
+/// Declares the `main` of a leak test target: installs [`Alloc`] as the
+/// global allocator and runs every [`leak_test`] of the binary with
+/// libtest's command line (filters, `--exact`, `--skip`, `--list`,
+/// `--ignored`, `--include-ignored`, `--format`).
+///
+/// `main!(alloc = mimalloc::MiMalloc)` counts on top of another allocator.
+///
+/// ```no_run
+/// #[memwatch_test::leak_test]
+/// fn nothing_leaks() {}
+///
+/// memwatch_test::main!();
+/// ```
+#[macro_export]
+macro_rules! main {
+    () => {
+        $crate::main!(@with $crate::__private::System, $crate::Alloc::system());
+    };
+    (alloc = $inner:path $(,)?) => {
+        $crate::main!(@with $inner, $crate::Alloc::new($inner));
+    };
+    (@with $ty:ty, $alloc:expr) => {
+        #[global_allocator]
+        static __MEMWATCH_ALLOC: $crate::Alloc<$ty> = $alloc;
+
+        fn main() -> ::std::process::ExitCode {
+            $crate::__private::run_main(::std::env!("CARGO_MANIFEST_DIR"))
+        }
+    };
+}
+
+/// What the macros of `memwatch-macros` and [`main!`] call; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::harness::run_main;
+    #[cfg(not(feature = "tokio"))]
+    pub use crate::registry::AsyncNeedsTokioFeature;
+    pub use crate::registry::{async_body, Body, LeakTest, Options, SnapshotName};
     pub use crate::tag::{TagGuard, TagKey, Tagged};
+    pub use inventory;
+    pub use std::alloc::System;
 }

@@ -1,0 +1,247 @@
+//! `#[leak_test]` and its options.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Error, Expr, ExprLit, Ident, ItemFn, Lit, LitInt, Path, Result, ReturnType, Token};
+
+/// One `name` or `name = value` of the attribute.
+struct Arg {
+    name: Ident,
+    value: Option<Expr>,
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream) -> Result<Self> {
+        let name: Ident = input.parse()?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        Ok(Arg { name, value })
+    }
+}
+
+const OPTIONS: &str =
+    "iterations, warmup, threshold_bytes, threshold_blocks, collect, ignore, should_leak, snapshot";
+
+#[derive(Default)]
+struct Options {
+    iterations: Option<u32>,
+    warmup: Option<u32>,
+    threshold_bytes: Option<u64>,
+    threshold_blocks: Option<u64>,
+    collect: Option<Path>,
+    ignore: bool,
+    should_leak: bool,
+    /// `None`: default name; `Some(None)`: `snapshot = false`.
+    snapshot: Option<Option<String>>,
+}
+
+fn int<T: std::str::FromStr>(arg: &Arg, min: u64) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let name = &arg.name;
+    let Some(Expr::Lit(ExprLit {
+        lit: Lit::Int(lit), ..
+    })) = &arg.value
+    else {
+        return Err(Error::new(
+            arg.value.as_ref().map_or(name.span(), |v| v.span()),
+            format!("`{name}` takes a whole number, like `{name} = 10`"),
+        ));
+    };
+    check_min(lit, min)?;
+    lit.base10_parse()
+}
+
+fn check_min(lit: &LitInt, min: u64) -> Result<()> {
+    let value: u64 = lit.base10_parse()?;
+    if value < min {
+        return Err(Error::new(lit.span(), format!("must be at least {min}")));
+    }
+    Ok(())
+}
+
+fn flag(arg: &Arg) -> Result<bool> {
+    match &arg.value {
+        None => Ok(true),
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        })) => Ok(b.value),
+        Some(v) => Err(Error::new(
+            v.span(),
+            format!("`{}` is a flag: write `{0}` or `{0} = false`", arg.name),
+        )),
+    }
+}
+
+fn parse_options(args: TokenStream) -> Result<Options> {
+    let args = syn::parse::Parser::parse2(Punctuated::<Arg, Token![,]>::parse_terminated, args)?;
+    let mut o = Options::default();
+    let mut seen: Vec<String> = Vec::new();
+    for arg in &args {
+        let name = arg.name.to_string();
+        if seen.contains(&name) {
+            return Err(Error::new(
+                arg.name.span(),
+                format!("`{name}` is given twice"),
+            ));
+        }
+        seen.push(name.clone());
+        match name.as_str() {
+            "iterations" => o.iterations = Some(int(arg, 2)?),
+            "warmup" => o.warmup = Some(int(arg, 0)?),
+            "threshold_bytes" => o.threshold_bytes = Some(int(arg, 1)?),
+            "threshold_blocks" => o.threshold_blocks = Some(int(arg, 1)?),
+            "collect" => match &arg.value {
+                Some(Expr::Path(p)) if p.qself.is_none() => o.collect = Some(p.path.clone()),
+                other => {
+                    return Err(Error::new(
+                        other.as_ref().map_or(arg.name.span(), |v| v.span()),
+                        "`collect` takes the path of a function, like `collect = flush_epochs`",
+                    ))
+                }
+            },
+            "ignore" => o.ignore = flag(arg)?,
+            "should_leak" => o.should_leak = flag(arg)?,
+            "snapshot" => {
+                o.snapshot = Some(match &arg.value {
+                    Some(Expr::Lit(ExprLit {
+                        lit: Lit::Bool(b), ..
+                    })) if !b.value => None,
+                    Some(Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    })) if valid_snapshot_name(&s.value()) => Some(s.value()),
+                    Some(Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    })) => {
+                        return Err(Error::new(
+                            s.span(),
+                            "a snapshot name uses letters, digits, `_` and `-` only",
+                        ))
+                    }
+                    other => {
+                        return Err(Error::new(
+                            other.as_ref().map_or(arg.name.span(), |v| v.span()),
+                            "`snapshot` takes `false` or a name, like `snapshot = \"parse\"`",
+                        ))
+                    }
+                })
+            }
+            _ => {
+                return Err(Error::new(
+                    arg.name.span(),
+                    format!("unknown option `{name}`; the options are {OPTIONS}"),
+                ))
+            }
+        }
+    }
+    Ok(o)
+}
+
+fn valid_snapshot_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn check_signature(f: &ItemFn) -> Result<()> {
+    let sig = &f.sig;
+    if let Some(c) = &sig.constness {
+        return Err(Error::new(c.span(), "a leak test cannot be a `const fn`"));
+    }
+    if let Some(u) = &sig.unsafety {
+        return Err(Error::new(u.span(), "a leak test cannot be an `unsafe fn`"));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(Error::new(
+            sig.generics.params.span(),
+            "a leak test cannot be generic",
+        ));
+    }
+    if !sig.inputs.is_empty() {
+        return Err(Error::new(
+            sig.inputs.span(),
+            "a leak test takes no arguments",
+        ));
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        return Err(Error::new(
+            ty.span(),
+            "a leak test returns nothing: assert inside it, a panic fails the test",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream> {
+    let options = parse_options(args)?;
+    let f: ItemFn = syn::parse2(item.clone()).map_err(|_| {
+        Error::new(
+            item.into_iter()
+                .next()
+                .map_or_else(Span::call_site, |t| t.span()),
+            "#[leak_test] applies to a function",
+        )
+    })?;
+    check_signature(&f)?;
+
+    let ident = &f.sig.ident;
+    let private = quote!(::memwatch_test::__private);
+    let body = if f.sig.asyncness.is_some() {
+        quote_spanned! {f.sig.asyncness.span()=>
+            #private::async_body(|| ::std::boxed::Box::pin(#ident()))
+        }
+    } else {
+        quote!(#private::Body::Sync(#ident))
+    };
+
+    let mut fields = Vec::new();
+    if let Some(v) = options.iterations {
+        fields.push(quote!(iterations: #v,));
+    }
+    if let Some(v) = options.warmup {
+        fields.push(quote!(warmup: #v,));
+    }
+    if let Some(v) = options.threshold_bytes {
+        fields.push(quote!(threshold_bytes: #v,));
+    }
+    if let Some(v) = options.threshold_blocks {
+        fields.push(quote!(threshold_blocks: #v,));
+    }
+    if let Some(path) = &options.collect {
+        fields.push(quote!(collect: ::std::option::Option::Some(#path as fn()),));
+    }
+    let (ignore, should_leak) = (options.ignore, options.should_leak);
+    fields.push(quote!(ignore: #ignore, should_leak: #should_leak,));
+    match &options.snapshot {
+        None => {}
+        Some(None) => fields.push(quote!(snapshot: #private::SnapshotName::Off,)),
+        Some(Some(name)) => fields.push(quote!(snapshot: #private::SnapshotName::Named(#name),)),
+    }
+
+    Ok(quote! {
+        #f
+
+        #private::inventory::submit! {
+            #private::LeakTest {
+                module_path: ::std::module_path!(),
+                name: ::std::stringify!(#ident),
+                file: ::std::file!(),
+                line: ::std::line!(),
+                body: #body,
+                options: #private::Options {
+                    #(#fields)*
+                    ..#private::Options::DEFAULT
+                },
+            }
+        }
+    })
+}

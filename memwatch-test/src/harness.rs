@@ -1,0 +1,173 @@
+//! The libtest-compatible harness behind `memwatch_test::main!()`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use libtest_mimic::{Arguments, Failed, FormatSetting, Trial};
+
+use crate::allocator::untracked;
+use crate::registry::{self, LeakTest, SnapshotName};
+use crate::report::{self, Report};
+use crate::runner::{self, Verdict};
+use crate::units::format_bytes_f64;
+
+/// The environment variable naming the folder for JSON reports.
+pub(crate) const REPORT_DIR_VAR: &str = "MEMWATCH_REPORT_DIR";
+/// The environment variable that moves the snapshots away from the crate's
+/// `tests/snapshots/`.
+pub(crate) const SNAPSHOT_DIR_VAR: &str = "MEMWATCH_SNAPSHOT_DIR";
+
+/// One line of the summary printed after the run.
+struct SummaryRow {
+    name: String,
+    verdict: &'static str,
+    growth: String,
+    iterations: u32,
+    expected: bool,
+}
+
+/// Runs every registered leak test with libtest's command line; what
+/// `memwatch_test::main!()` calls.
+pub fn run_main(manifest_dir: &'static str) -> ExitCode {
+    let mut args = Arguments::from_args();
+    // Tests share one heap: one at a time, on the main thread.
+    args.test_threads = Some(1);
+    let report_dir = std::env::var_os(REPORT_DIR_VAR).map(PathBuf::from);
+    let summary: Arc<Mutex<Vec<SummaryRow>>> = Arc::default();
+    let trials = registry::all()
+        .into_iter()
+        .map(|test| {
+            let summary = summary.clone();
+            let report_dir = report_dir.clone();
+            Trial::test(test.full_name(), move || {
+                run_trial(test, manifest_dir, report_dir.as_deref(), &summary)
+            })
+            .with_ignored_flag(test.options.ignore)
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    let quiet = args.list
+        || matches!(
+            args.format,
+            Some(FormatSetting::Json) | Some(FormatSetting::Terse)
+        )
+        || args.quiet;
+    if !quiet {
+        print_summary(&summary.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    conclusion.exit_code()
+}
+
+fn run_trial(
+    test: &'static LeakTest,
+    manifest_dir: &str,
+    report_dir: Option<&Path>,
+    summary: &Mutex<Vec<SummaryRow>>,
+) -> Result<(), Failed> {
+    let outcome = runner::run(test);
+    let mut failure = None;
+    if let Some(dir) = report_dir {
+        let written = untracked(|| Report::new(test, &outcome).write_to(dir));
+        if let Err(e) = written {
+            failure = Some(format!(
+                "could not write the report to {}: {e}",
+                dir.display()
+            ));
+        }
+    }
+    let passed = report::passed(test, &outcome);
+    untracked(|| {
+        let (bytes, blocks) = outcome.growth_per_iteration();
+        let verdict = match outcome.verdict {
+            Verdict::Clean => "clean",
+            Verdict::Leak => "leak",
+            Verdict::TaskLeak { .. } => "task leak",
+            Verdict::Panicked { .. } => "panicked",
+        };
+        summary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(SummaryRow {
+                name: test.full_name(),
+                verdict,
+                growth: format!(
+                    "{}/iter, {:+.2} blocks/iter",
+                    format_bytes_f64(bytes),
+                    blocks
+                ),
+                iterations: outcome.iterations_run(),
+                expected: passed,
+            })
+    });
+    if !passed {
+        return Err(report::failure_text(test, &outcome).into());
+    }
+    if !matches!(outcome.verdict, Verdict::Panicked { .. }) {
+        if let Some(err) =
+            check_snapshot(test, manifest_dir, &report::snapshot_text(test, &outcome))
+        {
+            return Err(err.into());
+        }
+    }
+    match failure {
+        Some(f) => Err(f.into()),
+        None => Ok(()),
+    }
+}
+
+/// Compares the snapshot with insta; `Some(message)` when it differs or is
+/// new. Outside CI insta writes a `.snap.new` for review; under CI nothing.
+fn check_snapshot(test: &LeakTest, manifest_dir: &str, text: &str) -> Option<String> {
+    let name = match test.options.snapshot {
+        SnapshotName::Off => return None,
+        SnapshotName::Default => report::file_stem(&test.full_name()),
+        SnapshotName::Named(name) => name.to_owned(),
+    };
+    let dir = match std::env::var_os(SNAPSHOT_DIR_VAR) {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(manifest_dir).join("tests").join("snapshots"),
+    };
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(&dir);
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.set_description(format!(
+        "memwatch leak test {} in {}",
+        test.full_name(),
+        test.file
+    ));
+    let result = untracked(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            settings.bind(|| insta::assert_snapshot!(name.as_str(), text))
+        }))
+    });
+    result.err().map(|_| {
+        format!(
+            "the heap diff snapshot `{name}` changed or is new (in {}).\n\
+             Review it with `cargo insta review` (or `cargo memwatch review`); \
+             under CI nothing is written.\n--- now ---\n{text}",
+            dir.display()
+        )
+    })
+}
+
+fn print_summary(rows: &[SummaryRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    println!("memwatch leak tests:");
+    for r in rows {
+        println!(
+            "  {:<width$}  {:<9}  {:<36}  {:>4} iterations{}",
+            r.name,
+            r.verdict,
+            r.growth,
+            r.iterations,
+            if r.expected { "" } else { "  (unexpected)" }
+        );
+    }
+    println!();
+}

@@ -1,0 +1,133 @@
+//! What `#[leak_test]` registers: one [`LeakTest`] per test, gathered with
+//! `inventory` before `main` runs.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// An async test body, boxed so that every test has the same type.
+pub type AsyncBody = fn() -> Pin<Box<dyn Future<Output = ()>>>;
+
+/// The body of a leak test.
+#[derive(Clone, Copy)]
+pub enum Body {
+    /// A plain `fn`.
+    Sync(fn()),
+    /// An `async fn`, run on a tokio runtime made for the test.
+    Async(AsyncBody),
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Body::Sync(_) => "Body::Sync",
+            Body::Async(_) => "Body::Async",
+        })
+    }
+}
+
+/// What `#[leak_test]` makes of an `async fn`.
+#[cfg(feature = "tokio")]
+pub const fn async_body(f: AsyncBody) -> Body {
+    Body::Async(f)
+}
+
+/// Without the `tokio` feature an `async fn` leak test is a compile error
+/// that says what to do.
+#[cfg(not(feature = "tokio"))]
+pub const fn async_body<F: AsyncNeedsTokioFeature + Copy>(_f: F) -> Body {
+    Body::Sync(|| {})
+}
+
+/// Implemented by nothing: names the missing feature in the compile error.
+#[cfg(not(feature = "tokio"))]
+#[diagnostic::on_unimplemented(
+    message = "an `async fn` leak test needs memwatch-test's `tokio` feature",
+    label = "async leak test",
+    note = "enable it: memwatch-test = {{ version = \"0.1\", features = [\"tokio\"] }}"
+)]
+pub trait AsyncNeedsTokioFeature {}
+
+/// Which snapshot a leak test records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotName {
+    /// Named after the test.
+    Default,
+    /// `snapshot = false`: none.
+    Off,
+    /// `snapshot = "name"`.
+    Named(&'static str),
+}
+
+/// The options of `#[leak_test(...)]`; the defaults live here, not in the
+/// macro.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Measured iterations of the first round.
+    pub iterations: u32,
+    /// Iterations run before measuring, to let one-time work happen.
+    pub warmup: u32,
+    /// Growth in bytes over a round that counts as growth by itself.
+    pub threshold_bytes: u64,
+    /// Growth in blocks over a round that, with any growth in bytes, counts.
+    pub threshold_blocks: u64,
+    /// Called in every cycle, after the global collectors.
+    pub collect: Option<fn()>,
+    /// Registered as ignored (`--ignored` runs it).
+    pub ignore: bool,
+    /// Passes only when a leak is found.
+    pub should_leak: bool,
+    /// The snapshot the test records.
+    pub snapshot: SnapshotName,
+}
+
+impl Options {
+    /// The defaults: 10 iterations after 3 warm-up ones; thresholds of 64
+    /// bytes and 1 block.
+    pub const DEFAULT: Options = Options {
+        iterations: 10,
+        warmup: 3,
+        threshold_bytes: 64,
+        threshold_blocks: 1,
+        collect: None,
+        ignore: false,
+        should_leak: false,
+        snapshot: SnapshotName::Default,
+    };
+}
+
+/// One registered leak test.
+#[derive(Debug)]
+pub struct LeakTest {
+    /// `module_path!()` where the test is defined.
+    pub module_path: &'static str,
+    /// The function's name.
+    pub name: &'static str,
+    /// `file!()` and `line!()` of the test.
+    pub file: &'static str,
+    /// See `file`.
+    pub line: u32,
+    /// What to repeat.
+    pub body: Body,
+    /// Its options.
+    pub options: Options,
+}
+
+inventory::collect!(LeakTest);
+
+impl LeakTest {
+    /// The name libtest would give: the module path without the crate's
+    /// name, then the function's name.
+    pub(crate) fn full_name(&self) -> String {
+        match self.module_path.split_once("::") {
+            Some((_, rest)) => format!("{rest}::{}", self.name),
+            None => self.name.to_owned(),
+        }
+    }
+}
+
+/// Every registered leak test, sorted by name.
+pub(crate) fn all() -> Vec<&'static LeakTest> {
+    let mut tests: Vec<&'static LeakTest> = inventory::iter::<LeakTest>.into_iter().collect();
+    tests.sort_by_key(|t| t.full_name());
+    tests
+}

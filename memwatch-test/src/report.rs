@@ -1,0 +1,353 @@
+//! What a leak test reports: a text a person reads in seconds, the
+//! snapshot body, and the JSON document for `cargo memwatch`.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cycle::CycleSurvivors;
+use crate::detector::Leak;
+use crate::diff::{Diff, DiffRow};
+use crate::registry::LeakTest;
+use crate::runner::{CycleRecord, Outcome, Round, Verdict, ROUNDS};
+use crate::units::{format_bytes, format_bytes_f64};
+
+/// Version of the JSON report format; bumped on incompatible changes.
+pub(crate) const REPORT_VERSION: u32 = 1;
+
+/// One row of the per-iteration heap diff.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct PerIteration {
+    pub what: String,
+    /// Blocks allocated under the tag, per iteration.
+    #[serde(rename = "+")]
+    pub allocated: f64,
+    /// Blocks of the tag freed, per iteration.
+    #[serde(rename = "-")]
+    pub freed: f64,
+    /// Net bytes per iteration.
+    pub size_bytes: f64,
+}
+
+fn per_iteration(diff: &Diff, iterations: u32) -> Vec<PerIteration> {
+    let n = iterations.max(1) as f64;
+    diff.change
+        .details
+        .iter()
+        .map(|r: &DiffRow| PerIteration {
+            what: r.what.clone(),
+            allocated: r.allocated as f64 / n,
+            freed: r.freed as f64 / n,
+            size_bytes: r.size_bytes as f64 / n,
+        })
+        .collect()
+}
+
+/// The JSON report of one test, written to `MEMWATCH_REPORT_DIR`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report<'a> {
+    pub version: u32,
+    pub test: String,
+    pub file: &'a str,
+    pub line: u32,
+    /// `clean`, `leak`, `task_leak` or `panicked`, with details.
+    pub verdict: &'a Verdict,
+    pub should_leak: bool,
+    /// Whether the test passed, `should_leak` considered (snapshots aside).
+    pub passed: bool,
+    pub warmup: u32,
+    pub iterations: u32,
+    pub iterations_run: u32,
+    pub duration_ms: f64,
+    pub growth_per_iteration: Growth,
+    pub rounds: &'a [Round],
+    pub memwatch_leak: Option<&'a Leak>,
+    pub per_iteration: Vec<PerIteration>,
+    pub diff: Option<&'a Diff>,
+    pub survivors: &'a [CycleSurvivors],
+    pub cycles: &'a [CycleRecord],
+}
+
+/// Bytes and blocks per iteration.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Growth {
+    pub bytes: f64,
+    pub blocks: f64,
+}
+
+impl<'a> Report<'a> {
+    pub(crate) fn new(test: &'a LeakTest, outcome: &'a Outcome) -> Self {
+        let (bytes, blocks) = outcome.growth_per_iteration();
+        Report {
+            version: REPORT_VERSION,
+            test: test.full_name(),
+            file: test.file,
+            line: test.line,
+            verdict: &outcome.verdict,
+            should_leak: test.options.should_leak,
+            passed: passed(test, outcome),
+            warmup: test.options.warmup,
+            iterations: test.options.iterations,
+            iterations_run: outcome.iterations_run(),
+            duration_ms: outcome.duration.as_secs_f64() * 1000.0,
+            growth_per_iteration: Growth { bytes, blocks },
+            rounds: &outcome.rounds,
+            memwatch_leak: outcome.memwatch_leak.as_ref(),
+            per_iteration: outcome
+                .diff
+                .as_ref()
+                .map(|(d, r)| per_iteration(d, r.last - r.first + 1))
+                .unwrap_or_default(),
+            diff: outcome.diff.as_ref().map(|(d, _)| d),
+            survivors: &outcome.survivors,
+            cycles: &outcome.cycles,
+        }
+    }
+
+    /// Writes `<dir>/<test>.json` atomically: a temporary file, then a rename.
+    pub(crate) fn write_to(&self, dir: &Path) -> io::Result<std::path::PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let name = file_stem(&self.test);
+        let path = dir.join(format!("{name}.json"));
+        let tmp = dir.join(format!(".{name}.json.{}.tmp", std::process::id()));
+        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
+}
+
+/// A file name for a test name: `a::b` becomes `a__b`.
+pub(crate) fn file_stem(test: &str) -> String {
+    test.replace("::", "__")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Whether the verdict is what the test expects.
+pub(crate) fn passed(test: &LeakTest, outcome: &Outcome) -> bool {
+    match outcome.verdict {
+        Verdict::Panicked { .. } => false,
+        Verdict::Clean => !test.options.should_leak,
+        Verdict::Leak | Verdict::TaskLeak { .. } => test.options.should_leak,
+    }
+}
+
+fn signed_bytes(bytes: f64) -> String {
+    if bytes >= 0.0 {
+        format!("+{}", format_bytes_f64(bytes))
+    } else {
+        format_bytes_f64(bytes)
+    }
+}
+
+fn number(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// The failure message of a test whose verdict is not what it expects.
+pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
+    let mut s = String::new();
+    let o = &test.options;
+    match &outcome.verdict {
+        Verdict::Panicked { iteration, message } => {
+            let phase = if *iteration <= o.warmup {
+                "warm-up"
+            } else {
+                "measured"
+            };
+            let _ = writeln!(
+                s,
+                "the test body panicked in iteration {iteration} ({phase}): {message}\n\
+                 no leak verdict: fix the panic first."
+            );
+            return s;
+        }
+        Verdict::Clean => {
+            let _ = writeln!(
+                s,
+                "expected a leak (should_leak), but the heap stopped growing: round {} of {} \
+                 did not grow.",
+                outcome.rounds.len(),
+                ROUNDS
+            );
+            write_rounds(&mut s, outcome);
+            return s;
+        }
+        Verdict::TaskLeak { pending, iteration } => {
+            let _ = writeln!(
+                s,
+                "task leak: {pending} task(s) spawned by the body were still pending after \
+                 iteration {iteration}, with nothing left for the runtime to do.\n\
+                 A task waiting on a channel, a lock or a timer that never fires keeps \
+                 everything it owns alive."
+            );
+        }
+        Verdict::Leak => {
+            let (bytes, blocks) = outcome.growth_per_iteration();
+            let _ = writeln!(
+                s,
+                "memory leak: the heap grew in each of {ROUNDS} rounds ({} iterations after {} \
+                 warm-up): {} and {} block(s) per iteration.",
+                outcome.iterations_run() - o.warmup,
+                o.warmup,
+                signed_bytes(bytes),
+                number(blocks),
+            );
+        }
+    }
+    if test.options.should_leak {
+        return s;
+    }
+    if let Some(leak) = &outcome.memwatch_leak {
+        let _ = writeln!(s, "  memwatch: {}", leak.reason);
+    }
+    write_rounds(&mut s, outcome);
+    write_survivors(&mut s, outcome);
+    if let Some((diff, r)) = &outcome.diff {
+        let _ = writeln!(
+            s,
+            "  heap diff per iteration, by tag (last round, iterations {}-{}):",
+            r.first, r.last
+        );
+        write_diff(&mut s, &per_iteration(diff, r.last - r.first + 1), "    ");
+    }
+    let _ = writeln!(
+        s,
+        "  next: find what keeps these blocks alive (a global collection, a cache, an Rc \
+         cycle, a forgotten value); #[tagged] on your types splits the diff by type; \
+         MEMWATCH_REPORT_DIR=<dir> writes the whole report as JSON."
+    );
+    s
+}
+
+fn write_rounds(s: &mut String, outcome: &Outcome) {
+    let _ = writeln!(
+        s,
+        "  rounds (live heap at the end of each, least of its last cycles):"
+    );
+    for r in &outcome.rounds {
+        let _ = writeln!(
+            s,
+            "    iterations {:>3}-{:<3} {} -> {} ({}, {:+} blocks){}",
+            r.first,
+            r.last,
+            format_bytes(r.level_before.bytes as i64),
+            format_bytes(r.level_after.bytes as i64),
+            signed_bytes(r.level_after.bytes as f64 - r.level_before.bytes as f64),
+            r.level_after.blocks as i64 - r.level_before.blocks as i64,
+            if r.grew { "" } else { "  (no growth)" },
+        );
+    }
+}
+
+/// Survivors per measured iteration, runs of equal figures folded together.
+fn write_survivors(s: &mut String, outcome: &Outcome) {
+    // Survivors are kept by collection cycle; name them by iteration.
+    let iteration_of = |cycle: u64| {
+        outcome
+            .cycles
+            .iter()
+            .find(|c| c.stats.num_cycles == cycle)
+            .map_or(0, |c| c.iteration)
+    };
+    let live: Vec<(u32, i64, i64)> = outcome
+        .survivors
+        .iter()
+        .filter(|c| c.blocks != 0)
+        .map(|c| (iteration_of(c.cycle), c.blocks, c.bytes))
+        .collect();
+    let measured = outcome
+        .cycles
+        .iter()
+        .filter(|c| c.phase == crate::runner::Phase::Measured)
+        .count();
+    let _ = writeln!(
+        s,
+        "  survivors (blocks allocated in a measured iteration and still live at the end): \
+         {} of {} iterations left some",
+        live.len(),
+        measured
+    );
+    let mut i = 0;
+    let mut lines = 0;
+    while i < live.len() {
+        let mut j = i;
+        while j + 1 < live.len()
+            && live[j + 1].0 == live[j].0 + 1
+            && (live[j + 1].1, live[j + 1].2) == (live[i].1, live[i].2)
+        {
+            j += 1;
+        }
+        let span = if i == j {
+            format!("iteration {}", live[i].0)
+        } else {
+            format!("iterations {}-{} (each)", live[i].0, live[j].0)
+        };
+        let _ = writeln!(
+            s,
+            "    {span}: {} block(s), {}",
+            live[i].1,
+            format_bytes(live[i].2)
+        );
+        i = j + 1;
+        lines += 1;
+        if lines >= 8 && i < live.len() {
+            let _ = writeln!(s, "    ... and {} more iterations", live.len() - i);
+            break;
+        }
+    }
+}
+
+fn write_diff(s: &mut String, rows: &[PerIteration], indent: &str) {
+    let width = rows.iter().map(|r| r.what.len()).max().unwrap_or(0);
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{indent}{:<width$}  +{:<6} -{:<6} {}",
+            r.what,
+            number(r.allocated),
+            number(r.freed),
+            signed_bytes(r.size_bytes),
+        );
+    }
+}
+
+/// The snapshot body: the verdict and the steady-state heap diff per
+/// iteration. Nothing in it depends on time, addresses or the machine.
+pub(crate) fn snapshot_text(test: &LeakTest, outcome: &Outcome) -> String {
+    let mut s = String::new();
+    let verdict = match &outcome.verdict {
+        Verdict::Clean => "clean",
+        Verdict::Leak => "leak",
+        Verdict::TaskLeak { .. } => "task leak",
+        Verdict::Panicked { .. } => "panicked",
+    };
+    let _ = writeln!(s, "verdict: {verdict}");
+    if let Some((diff, r)) = &outcome.diff {
+        let _ = writeln!(
+            s,
+            "per iteration, by tag (iterations {}-{}, after {} warm-up):",
+            r.first, r.last, test.options.warmup
+        );
+        let rows = per_iteration(diff, r.last - r.first + 1);
+        if rows.is_empty() {
+            let _ = writeln!(s, "  (no allocations)");
+        }
+        write_diff(&mut s, &rows, "  ");
+    }
+    s
+}

@@ -1,0 +1,158 @@
+//! Runs the leak test fixtures (`src/bin/verdict_fixtures.rs`) 50 times,
+//! each in a process of its own, and checks every verdict, rate and
+//! snapshot in every run: zero flaky verdicts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+const RUNS: usize = 50;
+const FIXTURES: &str = env!("CARGO_BIN_EXE_verdict_fixtures");
+
+/// The verdict each fixture must get, and its growth in blocks per
+/// iteration where that is exact.
+fn expected() -> BTreeMap<&'static str, (&'static str, Option<f64>)> {
+    BTreeMap::from([
+        ("rc_cycle_leaks", ("leak", Some(4.0))),
+        ("mem_forget_leaks", ("leak", Some(1.0))),
+        ("box_leak_leaks", ("leak", Some(1.0))),
+        ("static_vec_pushed_to_leaks", ("leak", Some(1.0))),
+        ("waiter_list_never_pruned_leaks", ("leak", Some(1.0))),
+        ("leak_in_a_joined_thread_leaks", ("leak", Some(1.0))),
+        ("leak_in_an_async_task_leaks", ("leak", Some(1.0))),
+        ("task_stuck_on_a_channel_leaks", ("task_leak", None)),
+        ("queue_that_doubles_leaks", ("leak", Some(0.0))),
+        ("pure_work_is_clean", ("clean", None)),
+        ("once_lock_initialisation_is_clean", ("clean", None)),
+        ("thread_local_buffer_is_clean", ("clean", None)),
+        ("cache_built_on_first_use_is_clean", ("clean", None)),
+        ("amortised_vec_growth_is_clean", ("clean", None)),
+        ("hash_map_that_plateaus_is_clean", ("clean", None)),
+        ("bounded_lru_cache_is_clean", ("clean", None)),
+        ("jitter_is_clean", ("clean", None)),
+        ("work_in_a_joined_thread_is_clean", ("clean", None)),
+        ("async_tasks_that_finish_are_clean", ("clean", None)),
+    ])
+}
+
+fn read_reports(dir: &Path) -> BTreeMap<String, Value> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            (v["test"].as_str().unwrap().to_owned(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn every_verdict_holds_in_50_runs() {
+    let expected = expected();
+    for run in 0..RUNS {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(FIXTURES)
+            .env("MEMWATCH_REPORT_DIR", dir.path())
+            // Compare snapshots without writing any.
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "run {run} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reports = read_reports(dir.path());
+        assert_eq!(
+            reports.keys().map(String::as_str).collect::<Vec<_>>(),
+            expected.keys().copied().collect::<Vec<_>>(),
+            "run {run}: one report per fixture"
+        );
+        for (name, (verdict, blocks)) in &expected {
+            let r = &reports[*name];
+            assert_eq!(r["verdict"]["kind"], *verdict, "run {run}: {name}");
+            assert_eq!(r["passed"], true, "run {run}: {name}");
+            if let Some(blocks) = blocks {
+                assert_eq!(
+                    r["growth_per_iteration"]["blocks"].as_f64(),
+                    Some(*blocks),
+                    "run {run}: {name} blocks per iteration"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_report_has_the_documented_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(FIXTURES)
+        .args(["--exact", "box_leak_leaks"])
+        .env("MEMWATCH_REPORT_DIR", dir.path())
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let reports = read_reports(dir.path());
+    assert_eq!(reports.len(), 1, "only the selected test ran");
+    let r = &reports["box_leak_leaks"];
+    assert_eq!(r["version"], 1);
+    for key in [
+        "test",
+        "file",
+        "line",
+        "verdict",
+        "should_leak",
+        "passed",
+        "warmup",
+        "iterations",
+        "iterations_run",
+        "duration_ms",
+        "growth_per_iteration",
+        "rounds",
+        "memwatch_leak",
+        "per_iteration",
+        "diff",
+        "survivors",
+        "cycles",
+    ] {
+        assert!(r.get(key).is_some(), "{key} missing from the report");
+    }
+    assert_eq!(r["growth_per_iteration"]["bytes"], 8.0);
+    let rounds = r["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 3);
+    assert!(rounds.iter().all(|x| x["grew"] == true));
+    let reason = r["memwatch_leak"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("heap growth over 5 consecutive collections"),
+        "{reason}"
+    );
+    // Every measured iteration left its one block.
+    let survivors = r["survivors"].as_array().unwrap();
+    assert_eq!(
+        survivors.len(),
+        r["iterations_run"].as_u64().unwrap() as usize - 3
+    );
+    assert!(survivors
+        .iter()
+        .all(|s| s["blocks"] == 1 && s["bytes"] == 8));
+    let cycles = r["cycles"].as_array().unwrap();
+    assert_eq!(cycles[0]["phase"], "warmup");
+    assert!(cycles[3]["stats"]["current_base"].is_u64());
+    // No temporary file is left behind by the atomic write.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .collect();
+    assert!(leftovers.is_empty());
+}
