@@ -56,14 +56,17 @@ where
             format!("`{name}` takes a whole number, like `{name} = 10`"),
         ));
     };
-    check_min(lit, min)?;
+    check_min(name, lit, min)?;
     lit.base10_parse()
 }
 
-fn check_min(lit: &LitInt, min: u64) -> Result<()> {
+fn check_min(name: &Ident, lit: &LitInt, min: u64) -> Result<()> {
     let value: u64 = lit.base10_parse()?;
     if value < min {
-        return Err(Error::new(lit.span(), format!("must be at least {min}")));
+        return Err(Error::new(
+            lit.span(),
+            format!("`{name}` must be at least {min}"),
+        ));
     }
     Ok(())
 }
@@ -217,7 +220,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream
         fields.push(quote!(threshold_blocks: #v,));
     }
     if let Some(path) = &options.collect {
-        fields.push(quote!(collect: ::std::option::Option::Some(#path as fn()),));
+        // Through a typed function, so a wrong signature is reported on the path.
+        let collector = quote_spanned!(path.span()=> #private::collector(#path));
+        fields.push(quote!(collect: ::std::option::Option::Some(#collector),));
     }
     let (ignore, should_leak) = (options.ignore, options.should_leak);
     fields.push(quote!(ignore: #ignore, should_leak: #should_leak,));

@@ -50,6 +50,8 @@ const UNTRACKED: u32 = 0x4d57_5530;
 static EPOCH: AtomicU32 = AtomicU32::new(1);
 /// Set once any block has been counted: the allocator is installed.
 static COUNTING: AtomicBool = AtomicBool::new(false);
+/// One past the highest tag id handed out: readers sum only these rows.
+static TAGS_IN_USE: AtomicU32 = AtomicU32::new(1);
 
 /// A global allocator that counts every block, for memwatch.
 ///
@@ -637,6 +639,16 @@ pub(crate) fn untracked<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Records that tag ids up to `id` may be in use.
+pub(crate) fn note_tag(id: u32) {
+    TAGS_IN_USE.fetch_max(id + 1, AcqRel);
+}
+
+/// How many tag rows readers must sum.
+fn tags_in_use() -> usize {
+    (TAGS_IN_USE.load(Acquire) as usize).min(MAX_TAGS)
+}
+
 /// Sets the tag new blocks of this thread are allocated under; returns the
 /// previous one.
 pub(crate) fn swap_tag(tag: u32) -> u32 {
@@ -670,6 +682,7 @@ pub(crate) struct Totals {
 }
 
 pub(crate) fn totals() -> Totals {
+    let tags = tags_in_use();
     let (mut bytes, mut blocks) = (0u64, 0u64);
     let (mut allocs, mut frees, mut added, mut removed) = (0u64, 0u64, 0u64, 0u64);
     for_each_slot(|slot| {
@@ -677,7 +690,7 @@ pub(crate) fn totals() -> Totals {
             bytes = bytes.wrapping_add(cells[0].load(Relaxed));
             blocks = blocks.wrapping_add(cells[1].load(Relaxed));
         }
-        for t in &slot.tags {
+        for t in &slot.tags[..tags] {
             allocs = allocs.wrapping_add(t.allocs.load(Relaxed));
             frees = frees.wrapping_add(t.frees.load(Relaxed));
             added = added.wrapping_add(t.bytes_added.load(Relaxed));
@@ -705,10 +718,11 @@ pub(crate) struct TagTotals {
 
 /// Fills `out` (cleared first) with the totals of every tag id.
 pub(crate) fn tag_totals(out: &mut Vec<TagTotals>) {
+    let tags = tags_in_use();
     out.clear();
     out.resize(MAX_TAGS, TagTotals::default());
     for_each_slot(|slot| {
-        for (sum, t) in out.iter_mut().zip(&slot.tags) {
+        for (sum, t) in out[..tags].iter_mut().zip(&slot.tags[..tags]) {
             sum.allocs = sum.allocs.wrapping_add(t.allocs.load(Relaxed));
             sum.frees = sum.frees.wrapping_add(t.frees.load(Relaxed));
             sum.bytes_added = sum.bytes_added.wrapping_add(t.bytes_added.load(Relaxed));

@@ -26,6 +26,7 @@ struct SummaryRow {
     growth: String,
     iterations: u32,
     expected: bool,
+    should_leak: bool,
 }
 
 /// Runs every registered leak test with libtest's command line; what
@@ -58,6 +59,14 @@ pub fn run_main(manifest_dir: &'static str) -> ExitCode {
         print_summary(&summary.lock().unwrap_or_else(|e| e.into_inner()));
     }
     conclusion.exit_code()
+}
+
+/// Runs one test the way the harness does, without libtest's printing;
+/// returns whether its verdict is what it expects and the iterations run.
+/// For the harness benchmark.
+pub fn run_one(test: &'static LeakTest) -> (bool, u32) {
+    let outcome = runner::run(test);
+    (report::passed(test, &outcome), outcome.iterations_run())
 }
 
 fn run_trial(
@@ -99,6 +108,7 @@ fn run_trial(
                 ),
                 iterations: outcome.iterations_run(),
                 expected: passed,
+                should_leak: test.options.should_leak,
             })
     });
     if !passed {
@@ -166,7 +176,11 @@ fn print_summary(rows: &[SummaryRow]) {
             r.verdict,
             r.growth,
             r.iterations,
-            if r.expected { "" } else { "  (unexpected)" }
+            match (r.expected, r.should_leak) {
+                (true, true) => "  caught, as expected (should_leak)",
+                (true, false) => "",
+                (false, _) => "  FAILED",
+            }
         );
     }
     println!();

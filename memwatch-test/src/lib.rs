@@ -206,10 +206,10 @@ macro_rules! main {
 /// What the macros of `memwatch-macros` and [`main!`] call; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::harness::run_main;
+    pub use crate::harness::{run_main, run_one};
     #[cfg(not(feature = "tokio"))]
     pub use crate::registry::AsyncNeedsTokioFeature;
-    pub use crate::registry::{async_body, Body, LeakTest, Options, SnapshotName};
+    pub use crate::registry::{async_body, collector, Body, LeakTest, Options, SnapshotName};
     pub use crate::tag::{TagGuard, TagKey, Tagged};
     pub use inventory;
     pub use std::alloc::System;

@@ -47,6 +47,12 @@ pub const fn async_body<F: AsyncNeedsTokioFeature + Copy>(_f: F) -> Body {
 )]
 pub trait AsyncNeedsTokioFeature {}
 
+/// What `collect = path` turns into: a `fn()` (the type check names the
+/// path when the function has another signature).
+pub const fn collector(f: fn()) -> fn() {
+    f
+}
+
 /// Which snapshot a leak test records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotName {

@@ -27,10 +27,13 @@ pub(crate) fn intern(name: &str) -> u32 {
             return i as u32;
         }
         if names.len() >= OTHER_ID as usize {
+            allocator::note_tag(OTHER_ID);
             return OTHER_ID;
         }
         names.push(name.to_owned());
-        names.len() as u32 - 1
+        let id = names.len() as u32 - 1;
+        allocator::note_tag(id);
+        id
     })
 }
 

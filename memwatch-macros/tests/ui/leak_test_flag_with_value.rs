@@ -1,0 +1,6 @@
+use memwatch_test::leak_test;
+
+#[leak_test(should_leak = 3)]
+fn flag() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use memwatch_test::leak_test;
+
+#[leak_test(iterations = "ten")]
+fn words() {}
+
+fn main() {}

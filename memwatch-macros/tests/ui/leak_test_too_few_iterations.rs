@@ -1,0 +1,6 @@
+use memwatch_test::leak_test;
+
+#[leak_test(iterations = 1)]
+fn once() {}
+
+fn main() {}

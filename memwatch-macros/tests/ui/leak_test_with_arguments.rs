@@ -1,0 +1,8 @@
+use memwatch_test::leak_test;
+
+#[leak_test]
+fn parse(input: &str) {
+    let _ = input;
+}
+
+fn main() {}

@@ -1,0 +1,109 @@
+//! The snapshot of a leak test through its life: new, approved, changed,
+//! outside CI and under CI. Approved snapshots are never overwritten.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const FIXTURES: &str = env!("CARGO_BIN_EXE_verdict_fixtures");
+const TEST: &str = "pure_work_is_clean";
+
+fn run(snapshots: &Path, ci: bool) -> Output {
+    let mut cmd = Command::new(FIXTURES);
+    cmd.args(["--exact", TEST])
+        .env("MEMWATCH_SNAPSHOT_DIR", snapshots)
+        .env_remove("INSTA_UPDATE")
+        .env_remove("INSTA_FORCE_PASS")
+        .env_remove("MEMWATCH_REPORT_DIR");
+    if ci {
+        cmd.env("CI", "true");
+    } else {
+        cmd.env_remove("CI");
+    }
+    cmd.output().unwrap()
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_new_snapshot_is_proposed_outside_ci_and_fails_under_ci() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+
+    let under_ci = run(&snaps, true);
+    assert!(
+        !under_ci.status.success(),
+        "a missing snapshot fails under CI"
+    );
+    assert!(files(&snaps).is_empty(), "nothing is written under CI");
+
+    let local = run(&snaps, false);
+    assert!(!local.status.success(), "a new snapshot needs review");
+    assert!(
+        stdout(&local).contains("cargo insta review"),
+        "{}",
+        stdout(&local)
+    );
+    assert_eq!(files(&snaps), vec![format!("{TEST}.snap.new")]);
+}
+
+#[test]
+fn an_approved_snapshot_passes_and_a_changed_one_fails_without_being_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+    assert!(!run(&snaps, false).status.success());
+    // Approve: what `cargo insta accept` does.
+    let pending = snaps.join(format!("{TEST}.snap.new"));
+    let approved = snaps.join(format!("{TEST}.snap"));
+    std::fs::rename(&pending, &approved).unwrap();
+    let text = std::fs::read_to_string(&approved).unwrap();
+    assert!(text.contains("verdict: clean"), "{text}");
+    assert!(text.contains("per iteration, by tag"), "{text}");
+
+    for ci in [false, true] {
+        let out = run(&snaps, ci);
+        assert!(out.status.success(), "ci={ci}: {}", stdout(&out));
+        assert_eq!(files(&snaps), vec![format!("{TEST}.snap")], "ci={ci}");
+    }
+
+    // Someone's change altered the diff: here, the approved text.
+    let changed = text.replace("verdict: clean", "verdict: leak");
+    std::fs::write(&approved, &changed).unwrap();
+
+    let out = run(&snaps, true);
+    assert!(!out.status.success(), "a changed diff fails under CI");
+    assert_eq!(
+        files(&snaps),
+        vec![format!("{TEST}.snap")],
+        "CI writes nothing"
+    );
+
+    let out = run(&snaps, false);
+    assert!(!out.status.success(), "a changed diff fails outside CI");
+    assert!(
+        stdout(&out).contains("changed or is new"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        files(&snaps),
+        vec![format!("{TEST}.snap"), format!("{TEST}.snap.new")]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&approved).unwrap(),
+        changed,
+        "the approved snapshot is never overwritten"
+    );
+}
