@@ -248,4 +248,15 @@ async fn async_tasks_that_finish_are_clean() {
     std::hint::black_box(total);
 }
 
+// ------------------------------------------------- run only on request --
+
+/// Panics in its fifth iteration: the test fails with no verdict.
+#[leak_test(ignore)]
+fn panicking_body() {
+    static CALLS: Mutex<u32> = Mutex::new(0);
+    let mut calls = CALLS.lock().unwrap();
+    *calls += 1;
+    assert!(*calls < 5, "the fifth call breaks");
+}
+
 memwatch_test::main!();

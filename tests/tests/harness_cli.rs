@@ -1,0 +1,100 @@
+//! The harness speaks libtest's command line, and a panicking body fails
+//! its test with no verdict.
+
+use std::process::{Command, Output};
+
+const FIXTURES: &str = env!("CARGO_BIN_EXE_verdict_fixtures");
+
+fn fixtures(args: &[&str]) -> Output {
+    Command::new(FIXTURES)
+        .args(args)
+        .env("CI", "true")
+        .env_remove("MEMWATCH_REPORT_DIR")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn list_names_every_test_as_libtest_does() {
+    let out = fixtures(&["--list"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let tests: Vec<&str> = text.lines().filter(|l| l.ends_with(": test")).collect();
+    assert_eq!(tests.len(), 20, "{text}");
+    assert!(tests.contains(&"box_leak_leaks: test"));
+    assert!(tests.contains(&"panicking_body: test"));
+    assert!(
+        !text.contains("memwatch leak tests:"),
+        "no summary when listing"
+    );
+
+    let ignored = stdout(&fixtures(&["--list", "--ignored"]));
+    assert_eq!(ignored.lines().filter(|l| l.ends_with(": test")).count(), 1);
+}
+
+#[test]
+fn filters_skip_and_exact_select_tests() {
+    let out = fixtures(&["_leaks", "--skip", "async", "--skip", "task_"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("test box_leak_leaks ") && l.ends_with("... ok")),
+        "{text}"
+    );
+    assert!(!text.contains("leak_in_an_async_task_leaks"), "{text}");
+    assert!(!text.contains("pure_work_is_clean"), "{text}");
+    assert!(text.contains("7 passed"), "{text}");
+
+    let exact = stdout(&fixtures(&["--exact", "jitter_is_clean"]));
+    assert!(exact.contains("1 passed"), "{exact}");
+}
+
+#[test]
+fn json_format_is_for_machines() {
+    let out = fixtures(&[
+        "--format",
+        "json",
+        "-Z",
+        "unstable-options",
+        "--exact",
+        "pure_work_is_clean",
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "test" && e["event"] == "ok" && e["name"] == "pure_work_is_clean"));
+}
+
+#[test]
+fn a_panicking_body_fails_with_no_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(FIXTURES)
+        .args(["--ignored", "--exact", "panicking_body"])
+        .env("CI", "true")
+        .env("MEMWATCH_REPORT_DIR", dir.path())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("the test body panicked in iteration 5 (measured): the fifth call breaks"),
+        "{text}"
+    );
+    assert!(text.contains("no leak verdict"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("panicking_body.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"]["kind"], "panicked");
+    assert_eq!(report["verdict"]["iteration"], 5);
+    assert_eq!(report["passed"], false);
+}
