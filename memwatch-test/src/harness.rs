@@ -19,6 +19,26 @@ pub(crate) const REPORT_DIR_VAR: &str = "MEMWATCH_REPORT_DIR";
 /// `tests/snapshots/`.
 pub(crate) const SNAPSHOT_DIR_VAR: &str = "MEMWATCH_SNAPSHOT_DIR";
 
+/// Bytes that mark a binary as a memwatch harness: `cargo memwatch` looks
+/// for them before it asks a test binary for its list.
+pub(crate) static MARKER: &[u8] = b"memwatch-harness-marker:v1";
+/// With this variable set, `--list` starts with [`PROBE_HEADER`].
+pub(crate) const PROBE_VAR: &str = "MEMWATCH_PROBE";
+/// The first line a memwatch harness prints for `--list` when probed.
+pub(crate) const PROBE_HEADER: &str = "memwatch-harness 1";
+
+/// What happened to a test's snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SnapshotStatus {
+    /// `snapshot = false`, or no verdict to record.
+    Off,
+    Matched,
+    /// No approved snapshot yet.
+    New,
+    Changed,
+}
+
 /// One line of the summary printed after the run.
 struct SummaryRow {
     name: String,
@@ -35,6 +55,10 @@ pub fn run_main(manifest_dir: &'static str) -> ExitCode {
     let mut args = Arguments::from_args();
     // Tests share one heap: one at a time, on the main thread.
     args.test_threads = Some(1);
+    std::hint::black_box(MARKER);
+    if args.list && std::env::var_os(PROBE_VAR).is_some() {
+        println!("{PROBE_HEADER}");
+    }
     let report_dir = std::env::var_os(REPORT_DIR_VAR).map(PathBuf::from);
     let summary: Arc<Mutex<Vec<SummaryRow>>> = Arc::default();
     let trials = registry::all()
@@ -76,9 +100,15 @@ fn run_trial(
     summary: &Mutex<Vec<SummaryRow>>,
 ) -> Result<(), Failed> {
     let outcome = runner::run(test);
+    let passed = report::passed(test, &outcome);
+    let (snapshot, snapshot_error) = if matches!(outcome.verdict, Verdict::Panicked { .. }) {
+        (SnapshotStatus::Off, None)
+    } else {
+        check_snapshot(test, manifest_dir, &report::snapshot_text(test, &outcome))
+    };
     let mut failure = None;
     if let Some(dir) = report_dir {
-        let written = untracked(|| Report::new(test, &outcome).write_to(dir));
+        let written = untracked(|| Report::new(test, &outcome, snapshot).write_to(dir));
         if let Err(e) = written {
             failure = Some(format!(
                 "could not write the report to {}: {e}",
@@ -86,21 +116,14 @@ fn run_trial(
             ));
         }
     }
-    let passed = report::passed(test, &outcome);
     untracked(|| {
         let (bytes, blocks) = outcome.growth_per_iteration();
-        let verdict = match outcome.verdict {
-            Verdict::Clean => "clean",
-            Verdict::Leak => "leak",
-            Verdict::TaskLeak { .. } => "task leak",
-            Verdict::Panicked { .. } => "panicked",
-        };
         summary
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(SummaryRow {
                 name: test.full_name(),
-                verdict,
+                verdict: outcome.verdict.name(),
                 growth: format!(
                     "{}/iter, {:+.2} blocks/iter",
                     format_bytes_f64(bytes),
@@ -114,12 +137,8 @@ fn run_trial(
     if !passed {
         return Err(report::failure_text(test, &outcome).into());
     }
-    if !matches!(outcome.verdict, Verdict::Panicked { .. }) {
-        if let Some(err) =
-            check_snapshot(test, manifest_dir, &report::snapshot_text(test, &outcome))
-        {
-            return Err(err.into());
-        }
+    if let Some(err) = snapshot_error {
+        return Err(err.into());
     }
     match failure {
         Some(f) => Err(f.into()),
@@ -127,11 +146,15 @@ fn run_trial(
     }
 }
 
-/// Compares the snapshot with insta; `Some(message)` when it differs or is
-/// new. Outside CI insta writes a `.snap.new` for review; under CI nothing.
-fn check_snapshot(test: &LeakTest, manifest_dir: &str, text: &str) -> Option<String> {
+/// Compares the snapshot with insta. Outside CI insta writes a `.snap.new`
+/// for review when it differs or is new; under CI nothing.
+fn check_snapshot(
+    test: &LeakTest,
+    manifest_dir: &str,
+    text: &str,
+) -> (SnapshotStatus, Option<String>) {
     let name = match test.options.snapshot {
-        SnapshotName::Off => return None,
+        SnapshotName::Off => return (SnapshotStatus::Off, None),
         SnapshotName::Default => report::file_stem(&test.full_name()),
         SnapshotName::Named(name) => name.to_owned(),
     };
@@ -139,6 +162,7 @@ fn check_snapshot(test: &LeakTest, manifest_dir: &str, text: &str) -> Option<Str
         Some(dir) => PathBuf::from(dir),
         None => Path::new(manifest_dir).join("tests").join("snapshots"),
     };
+    let existed = dir.join(format!("{name}.snap")).is_file();
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(&dir);
     settings.set_prepend_module_to_snapshot(false);
@@ -153,14 +177,22 @@ fn check_snapshot(test: &LeakTest, manifest_dir: &str, text: &str) -> Option<Str
             settings.bind(|| insta::assert_snapshot!(name.as_str(), text))
         }))
     });
-    result.err().map(|_| {
-        format!(
-            "the heap diff snapshot `{name}` changed or is new (in {}).\n\
-             Review it with `cargo insta review` (or `cargo memwatch review`); \
-             under CI nothing is written.\n--- now ---\n{text}",
-            dir.display()
-        )
-    })
+    if result.is_ok() {
+        return (SnapshotStatus::Matched, None);
+    }
+    let status = if existed {
+        SnapshotStatus::Changed
+    } else {
+        SnapshotStatus::New
+    };
+    let what = if existed { "changed" } else { "is new" };
+    let message = format!(
+        "the heap diff snapshot `{name}` {what} (in {}).\n\
+         Review it with `cargo memwatch review` or `cargo insta review`; \
+         under CI nothing is written.\n--- now ---\n{text}",
+        dir.display()
+    );
+    (status, Some(message))
 }
 
 fn print_summary(rows: &[SummaryRow]) {

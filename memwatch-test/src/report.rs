@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cycle::CycleSurvivors;
 use crate::detector::Leak;
 use crate::diff::{Diff, DiffRow};
+use crate::harness::SnapshotStatus;
 use crate::registry::LeakTest;
 use crate::runner::{CycleRecord, Outcome, Round, Verdict, ROUNDS};
 use crate::units::{format_bytes, format_bytes_f64};
@@ -55,12 +56,19 @@ pub(crate) struct Report<'a> {
     /// `clean`, `leak`, `task_leak` or `panicked`, with details.
     pub verdict: &'a Verdict,
     pub should_leak: bool,
-    /// Whether the test passed, `should_leak` considered (snapshots aside).
+    /// Whether the verdict is what the test expects (`should_leak`
+    /// considered); the snapshot is judged apart, in `snapshot`.
     pub passed: bool,
+    /// `off`, `matched`, `new` or `changed`.
+    pub snapshot: SnapshotStatus,
     pub warmup: u32,
     pub iterations: u32,
     pub iterations_run: u32,
     pub duration_ms: f64,
+    /// Collection cycles the test ran (warm-up included).
+    pub num_cycles: usize,
+    /// Highest live bytes seen during the test.
+    pub peak_bytes: u64,
     pub growth_per_iteration: Growth,
     pub rounds: &'a [Round],
     pub memwatch_leak: Option<&'a Leak>,
@@ -78,7 +86,7 @@ pub(crate) struct Growth {
 }
 
 impl<'a> Report<'a> {
-    pub(crate) fn new(test: &'a LeakTest, outcome: &'a Outcome) -> Self {
+    pub(crate) fn new(test: &'a LeakTest, outcome: &'a Outcome, snapshot: SnapshotStatus) -> Self {
         let (bytes, blocks) = outcome.growth_per_iteration();
         Report {
             version: REPORT_VERSION,
@@ -88,10 +96,18 @@ impl<'a> Report<'a> {
             verdict: &outcome.verdict,
             should_leak: test.options.should_leak,
             passed: passed(test, outcome),
+            snapshot,
             warmup: test.options.warmup,
             iterations: test.options.iterations,
             iterations_run: outcome.iterations_run(),
             duration_ms: outcome.duration.as_secs_f64() * 1000.0,
+            num_cycles: outcome.cycles.len(),
+            peak_bytes: outcome
+                .cycles
+                .iter()
+                .map(|c| c.stats.cycle_peak)
+                .max()
+                .unwrap_or(0),
             growth_per_iteration: Growth { bytes, blocks },
             rounds: &outcome.rounds,
             memwatch_leak: outcome.memwatch_leak.as_ref(),
@@ -330,13 +346,7 @@ fn write_diff(s: &mut String, rows: &[PerIteration], indent: &str) {
 /// iteration. Nothing in it depends on time, addresses or the machine.
 pub(crate) fn snapshot_text(test: &LeakTest, outcome: &Outcome) -> String {
     let mut s = String::new();
-    let verdict = match &outcome.verdict {
-        Verdict::Clean => "clean",
-        Verdict::Leak => "leak",
-        Verdict::TaskLeak { .. } => "task leak",
-        Verdict::Panicked { .. } => "panicked",
-    };
-    let _ = writeln!(s, "verdict: {verdict}");
+    let _ = writeln!(s, "verdict: {}", outcome.verdict.name());
     if let Some((diff, r)) = &outcome.diff {
         let _ = writeln!(
             s,

@@ -94,6 +94,18 @@ pub(crate) enum Verdict {
     },
 }
 
+impl Verdict {
+    /// The verdict's one-word name.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Leak => "leak",
+            Verdict::TaskLeak { .. } => "task leak",
+            Verdict::Panicked { .. } => "panicked",
+        }
+    }
+}
+
 /// Everything a run found.
 #[derive(Debug, Clone)]
 pub(crate) struct Outcome {

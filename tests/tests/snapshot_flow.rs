@@ -52,7 +52,7 @@ fn a_new_snapshot_is_proposed_outside_ci_and_fails_under_ci() {
     let local = run(&snaps, false);
     assert!(!local.status.success(), "a new snapshot needs review");
     assert!(
-        stdout(&local).contains("cargo insta review"),
+        stdout(&local).contains(&format!("snapshot `{TEST}` is new")),
         "{}",
         stdout(&local)
     );
@@ -93,7 +93,7 @@ fn an_approved_snapshot_passes_and_a_changed_one_fails_without_being_overwritten
     let out = run(&snaps, false);
     assert!(!out.status.success(), "a changed diff fails outside CI");
     assert!(
-        stdout(&out).contains("changed or is new"),
+        stdout(&out).contains(&format!("snapshot `{TEST}` changed")),
         "{}",
         stdout(&out)
     );
