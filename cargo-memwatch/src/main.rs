@@ -1,30 +1,38 @@
-//! `cargo memwatch`: the workspace runner for memwatch leak tests.
+//! `cargo memwatch`: runs every leak test of a workspace, each in a process
+//! of its own, and reviews their heap-diff snapshots.
 //!
-//! This release only lays the command down; `cargo memwatch test`, `list`
-//! and `review` are still to come (see CHANGELOG.md).
+//! Exit codes: 0 every test clean and approved; 1 a leak, a failure, a
+//! crash or a snapshot change; 2 a usage or build error.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Cargo passes the subcommand's own name as the first argument.
-#[derive(Parser)]
-#[command(name = "cargo", bin_name = "cargo")]
-enum Cargo {
-    /// Leak regression tests for a cargo workspace.
-    #[command(version)]
-    Memwatch(Args),
-}
+mod cargo;
+mod cli;
+mod commands;
+mod output;
+mod partition;
+mod run;
+mod snapshots;
 
-#[derive(clap::Args)]
-struct Args {}
+/// Exit code: a usage or build error.
+const USAGE_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    let Cargo::Memwatch(Args {}) = Cargo::parse();
-    eprintln!(
-        "cargo memwatch {}: no subcommand is available in this release yet; \
-         run leak tests with `cargo test`.",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli::Cargo::Memwatch(args) = cli::Cargo::parse();
+    let result = match &args.command {
+        cli::Command::Test(a) => commands::test(a),
+        cli::Command::List(a) => commands::list(a),
+        cli::Command::Review(a) => commands::review(a),
+        cli::Command::Accept(a) => commands::accept_or_reject(a, true),
+        cli::Command::Reject(a) => commands::accept_or_reject(a, false),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(USAGE_ERROR)
+        }
+    }
 }

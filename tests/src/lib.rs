@@ -1,2 +1,236 @@
 //! End-to-end tests of memwatch: they build fixture workspaces and run the
-//! real binaries against them. The tests themselves live in `tests/tests/`.
+//! real binaries against them. The tests live in `tests/tests/`; this
+//! library holds what they share.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The memwatch workspace's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The `cargo-memwatch` binary, built from this workspace (a no-op when
+/// `cargo test --workspace` built it already).
+pub fn cargo_memwatch() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = repo_root();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "cargo-memwatch"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "could not build cargo-memwatch");
+        let meta = Command::new(env!("CARGO"))
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(&root)
+            .output()
+            .expect("cargo metadata runs");
+        let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).expect("metadata");
+        let target = PathBuf::from(meta["target_directory"].as_str().expect("target dir"));
+        target
+            .join("debug")
+            .join(format!("cargo-memwatch{}", std::env::consts::EXE_SUFFIX))
+    })
+}
+
+/// A cargo workspace made in a temporary folder.
+pub struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+/// A crate of a fixture workspace: its name, and its leak tests' source.
+pub struct Crate<'a> {
+    pub name: &'a str,
+    /// `tests/leaks.rs`; `None` for a crate without leak tests.
+    pub leaks: Option<&'a str>,
+}
+
+impl Fixture {
+    /// A workspace of `crates`, each depending on this checkout's
+    /// memwatch-test. It reuses this workspace's lock file and a shared
+    /// target folder, so dependencies build once for every fixture.
+    pub fn new(crates: &[Crate<'_>]) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        let members: Vec<String> = crates.iter().map(|c| format!("\"{}\"", c.name)).collect();
+        write(
+            &root.join("Cargo.toml"),
+            &format!(
+                "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
+                members.join(", ")
+            ),
+        );
+        std::fs::copy(repo_root().join("Cargo.lock"), root.join("Cargo.lock")).expect("lock file");
+        let memwatch = repo_root().join("memwatch-test");
+        for c in crates {
+            let mut manifest = format!(
+                "[package]\nname = \"{}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+                 [dev-dependencies]\nmemwatch-test = {{ path = {:?} }}\n",
+                c.name,
+                memwatch.display().to_string()
+            );
+            if c.leaks.is_some() {
+                manifest.push_str("\n[[test]]\nname = \"leaks\"\nharness = false\n");
+            }
+            write(&root.join(c.name).join("Cargo.toml"), &manifest);
+            write(
+                &root.join(c.name).join("src/lib.rs"),
+                "//! A fixture crate.\n",
+            );
+            if let Some(leaks) = c.leaks {
+                write(&root.join(c.name).join("tests/leaks.rs"), leaks);
+            }
+        }
+        Fixture { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `cargo memwatch ARGS` in the fixture, outside CI unless the
+    /// caller sets `CI`.
+    pub fn memwatch(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("cargo-memwatch runs")
+    }
+
+    /// The command, for callers that set more of it.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(cargo_memwatch());
+        cmd.arg("memwatch")
+            .args(args)
+            .current_dir(self.path())
+            .env(
+                "CARGO_TARGET_DIR",
+                repo_root().join("target").join("e2e-fixtures"),
+            )
+            .env_remove("CI")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("INSTA_UPDATE")
+            .env_remove("INSTA_FORCE_PASS")
+            .env_remove("MEMWATCH_REPORT_DIR")
+            .env_remove("MEMWATCH_SNAPSHOT_DIR")
+            .env_remove("CARGO_TERM_COLOR");
+        cmd
+    }
+
+    /// Every file under the fixture (but `target/`) with its contents: to
+    /// check that a command changed nothing.
+    pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.path().to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).expect("readable") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    if p.file_name().is_some_and(|n| n != "target") {
+                        stack.push(p);
+                    }
+                } else {
+                    let bytes = std::fs::read(&p).expect("readable");
+                    out.push((p, bytes));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The file names in a crate's `tests/snapshots/`.
+    pub fn snapshots(&self, krate: &str) -> Vec<String> {
+        let dir = self.path().join(krate).join("tests/snapshots");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Clean leak tests.
+pub const CLEAN: &str = r#"
+use memwatch_test::leak_test;
+
+#[leak_test]
+fn parse_is_clean() {
+    let v: Vec<String> = "a,b,c".split(',').map(str::to_owned).collect();
+    std::hint::black_box(v);
+}
+
+#[leak_test]
+fn format_is_clean() {
+    std::hint::black_box(format!("{}-{}", 1, 2));
+}
+
+memwatch_test::main!();
+"#;
+
+/// A leak (not marked `should_leak`) and a clean test.
+pub const LEAKY: &str = r#"
+use memwatch_test::leak_test;
+
+#[leak_test]
+fn cache_leaks() {
+    static CACHE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    CACHE.lock().unwrap().push("entry".to_owned());
+}
+
+#[leak_test]
+fn parse_is_clean() {
+    std::hint::black_box("1,2".split(',').count());
+}
+
+memwatch_test::main!();
+"#;
+
+/// Tests that abort, fault and hang, beside a clean one.
+pub const CRASHING: &str = r#"
+use memwatch_test::leak_test;
+
+#[leak_test(snapshot = false)]
+fn aborts() {
+    std::process::abort();
+}
+
+#[leak_test(snapshot = false)]
+fn segfaults() {
+    // SAFETY: none; this fixture crashes on purpose.
+    unsafe { std::ptr::null_mut::<u64>().write_volatile(1) };
+}
+
+#[leak_test(snapshot = false)]
+fn hangs() {
+    std::thread::sleep(std::time::Duration::from_secs(600));
+}
+
+#[leak_test(snapshot = false)]
+fn survives_its_neighbours() {
+    std::hint::black_box(vec![1u8; 10]);
+}
+
+memwatch_test::main!();
+"#;

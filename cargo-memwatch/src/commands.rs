@@ -1,0 +1,170 @@
+//! The subcommands.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cargo::{self, LeakTestRef, TestBinary};
+use crate::cli::{ListArgs, MessageFormat, SnapshotArgs, TestArgs};
+use crate::output;
+use crate::run::{self, Plan};
+use crate::snapshots;
+
+/// Exit code: every test clean and approved.
+pub const SUCCESS: u8 = 0;
+/// Exit code: a leak, a failure, a crash or a snapshot change.
+pub const TESTS_FAILED: u8 = 1;
+
+const NO_TESTS: &str = "no leak tests found in this workspace \
+     (a leak test target has `harness = false` and ends with `memwatch_test::main!()`)";
+
+/// Builds, finds, filters and partitions the leak tests.
+fn select(
+    args: &ListArgs,
+) -> Result<(Vec<TestBinary>, Vec<LeakTestRef>, cargo_metadata::Metadata)> {
+    let meta = cargo::metadata(args.selection.manifest_path.as_deref())?;
+    snapshots::validate(&snapshots::folders(&meta))?;
+    let binaries = cargo::build(&args.selection, &meta)?;
+    let mut tests = cargo::discover(&binaries, args.include_ignored)?;
+    if !args.filters.is_empty() {
+        tests.retain(|t| args.filters.iter().any(|f| t.id.contains(f.as_str())));
+    }
+    if let Some(p) = &args.partition {
+        tests = p.select(tests, |t| t.id.as_str());
+    }
+    Ok((binaries, tests, meta))
+}
+
+pub fn list(args: &ListArgs) -> Result<u8> {
+    let (_, tests, _) = select(args)?;
+    for t in &tests {
+        match args.message_format {
+            MessageFormat::Human => println!("{}", t.id),
+            MessageFormat::Json => println!(
+                "{}",
+                serde_json::json!({"type": "test", "id": t.id, "name": t.name})
+            ),
+        }
+    }
+    if tests.is_empty() && args.message_format == MessageFormat::Human {
+        eprintln!("{NO_TESTS}");
+    }
+    Ok(SUCCESS)
+}
+
+pub fn test(args: &TestArgs) -> Result<u8> {
+    let started = Instant::now();
+    let (binaries, tests, meta) = select(&args.list)?;
+    let human = args.list.message_format == MessageFormat::Human;
+    if tests.is_empty() {
+        if human {
+            println!("{NO_TESTS}");
+        } else {
+            println!("{}", output::json_summary(&[], SUCCESS));
+        }
+        return Ok(SUCCESS);
+    }
+    let jobs = args
+        .jobs
+        .map(|j| j.get())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let run_dir = meta
+        .target_directory
+        .as_std_path()
+        .join("memwatch")
+        .join(format!("run-{}", std::process::id()));
+    let bar = (human && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(tests.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{pos}/{len}] {wide_msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |r: &run::TestResult| {
+        if let Some(bar) = &bar {
+            bar.inc(1);
+            bar.set_message(format!("{} {}", r.test.id, r.verdict));
+        } else if !human {
+            println!("{}", output::json_line(r));
+        }
+    };
+    let results = run::run(
+        Plan {
+            binaries: &binaries,
+            tests,
+            jobs,
+            timeout: Duration::from_secs(args.timeout),
+            run_dir: run_dir.clone(),
+        },
+        &progress,
+    )?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let code = if results.iter().all(|r| r.ok()) {
+        SUCCESS
+    } else {
+        TESTS_FAILED
+    };
+    if human {
+        print!("{}", output::summary(&results, started.elapsed()));
+        println!("reports: {}", run_dir.display());
+    } else {
+        println!("{}", output::json_summary(&results, code));
+    }
+    if let Some(path) = &args.junit {
+        output::junit(&results, path)?;
+    }
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        print!("{}", output::github_annotations(&results));
+    }
+    Ok(code)
+}
+
+/// The pending snapshots selected by `args`, after checking that every
+/// snapshot file reads well: nothing changes if one is corrupt.
+fn pending(args: &SnapshotArgs) -> Result<Vec<snapshots::Pending>> {
+    let meta = cargo::metadata(args.manifest_path.as_deref())?;
+    let folders = snapshots::folders(&meta);
+    snapshots::validate(&folders)?;
+    let list = snapshots::pending(&folders, &args.filters)?;
+    snapshots::require_matches(&list, &args.filters)?;
+    Ok(list)
+}
+
+pub fn review(args: &SnapshotArgs) -> Result<u8> {
+    let list = pending(args)?;
+    let stdin = std::io::stdin();
+    let decisions = snapshots::review(&list, stdin.lock(), std::io::stdout())?;
+    let count = |d| decisions.iter().filter(|(_, x)| *x == d).count();
+    println!(
+        "{} accepted, {} rejected, {} skipped",
+        count(snapshots::Decision::Accept),
+        count(snapshots::Decision::Reject),
+        count(snapshots::Decision::Skip)
+    );
+    Ok(SUCCESS)
+}
+
+pub fn accept_or_reject(args: &SnapshotArgs, accept: bool) -> Result<u8> {
+    let list = pending(args)?;
+    for p in &list {
+        if accept {
+            snapshots::accept(p)?;
+        } else {
+            snapshots::reject(p)?;
+        }
+        println!(
+            "{} {}",
+            if accept { "accepted" } else { "rejected" },
+            p.name
+        );
+    }
+    if list.is_empty() {
+        println!("no pending snapshots");
+    }
+    Ok(SUCCESS)
+}

@@ -1,0 +1,281 @@
+//! What `cargo memwatch test` shows: a summary table for people, JSON lines
+//! for machines, a JUnit file, GitHub Actions annotations.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use crate::run::{Status, TestResult};
+
+fn bytes(n: f64) -> String {
+    let abs = n.abs();
+    let sign = if n < 0.0 { "-" } else { "" };
+    if abs > 1024.0 * 1024.0 {
+        format!("{sign}{:.2} mb", abs / 1024.0 / 1024.0)
+    } else if abs > 1024.0 {
+        format!("{sign}{:.2} kb", abs / 1024.0)
+    } else if abs.fract() == 0.0 {
+        format!("{sign}{abs} bytes")
+    } else {
+        format!("{sign}{abs:.2} bytes")
+    }
+}
+
+fn status_word(r: &TestResult) -> String {
+    match &r.status {
+        Status::Passed => "ok".to_owned(),
+        Status::Failed => "FAILED".to_owned(),
+        Status::SnapshotChanged => {
+            let what = r
+                .report
+                .as_ref()
+                .and_then(|v| v["snapshot"].as_str())
+                .unwrap_or("changed");
+            format!("SNAPSHOT {}", what.to_uppercase())
+        }
+        Status::Crashed(_) => "CRASHED".to_owned(),
+        Status::TimedOut => "TIMED OUT".to_owned(),
+    }
+}
+
+/// Growth per iteration, peak and cycles, from the report.
+fn figures(r: &TestResult) -> (String, String, String) {
+    let Some(v) = &r.report else {
+        return ("-".into(), "-".into(), "-".into());
+    };
+    let g = &v["growth_per_iteration"];
+    let growth = format!(
+        "{}, {:+.2} blocks",
+        bytes(g["bytes"].as_f64().unwrap_or(0.0)),
+        g["blocks"].as_f64().unwrap_or(0.0)
+    );
+    let peak = bytes(v["peak_bytes"].as_f64().unwrap_or(0.0));
+    let cycles = v["num_cycles"].as_u64().unwrap_or(0).to_string();
+    (growth, peak, cycles)
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+/// The table and the failures, for people.
+pub fn summary(results: &[TestResult], elapsed: Duration) -> String {
+    let mut s = String::new();
+    let failed: Vec<&TestResult> = results.iter().filter(|r| !r.ok()).collect();
+    for r in &failed {
+        let _ = writeln!(
+            s,
+            "\n---- {} ({}) ----\n{}",
+            r.test.id,
+            status_word(r),
+            r.message()
+        );
+    }
+    let rows: Vec<[String; 7]> = results
+        .iter()
+        .map(|r| {
+            let (growth, peak, cycles) = figures(r);
+            [
+                r.test.id.clone(),
+                r.verdict.clone(),
+                status_word(r),
+                growth,
+                peak,
+                cycles,
+                seconds(r.duration),
+            ]
+        })
+        .collect();
+    let head = [
+        "test",
+        "verdict",
+        "status",
+        "growth per iteration",
+        "peak",
+        "cycles",
+        "time",
+    ];
+    let mut widths = head.map(str::len);
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let _ = writeln!(s);
+    let line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i >= 3 {
+                let _ = write!(l, "  {c:>w$}");
+            } else {
+                let _ = write!(l, "{}{c:<w$}", if i == 0 { "" } else { "  " });
+            }
+        }
+        l.trim_end().to_owned()
+    };
+    let _ = writeln!(s, "{}", line(&head.map(str::to_owned)));
+    for row in &rows {
+        let _ = writeln!(s, "{}", line(row));
+    }
+    let passed = results.len() - failed.len();
+    let _ = writeln!(
+        s,
+        "\n{} leak tests: {passed} passed, {} failed ({})",
+        results.len(),
+        failed.len(),
+        seconds(elapsed)
+    );
+    if failed.iter().any(|r| r.status == Status::SnapshotChanged) {
+        let _ = writeln!(
+            s,
+            "snapshots changed: review them with `cargo memwatch review` (or accept/reject)"
+        );
+    }
+    s
+}
+
+/// One JSON object for a test, as `--message-format json` prints it.
+pub fn json_line(r: &TestResult) -> Value {
+    let report = r.report.as_ref();
+    json!({
+        "type": "test",
+        "id": r.test.id,
+        "name": r.test.name,
+        "verdict": r.verdict,
+        "status": match &r.status {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::SnapshotChanged => "snapshot_changed",
+            Status::Crashed(_) => "crashed",
+            Status::TimedOut => "timed_out",
+        },
+        "snapshot": report.map(|v| v["snapshot"].clone()),
+        "growth_per_iteration": report.map(|v| v["growth_per_iteration"].clone()),
+        "peak_bytes": report.map(|v| v["peak_bytes"].clone()),
+        "num_cycles": report.map(|v| v["num_cycles"].clone()),
+        "duration_ms": r.duration.as_secs_f64() * 1000.0,
+        "message": (!r.ok()).then(|| r.message()),
+    })
+}
+
+/// The closing JSON object.
+pub fn json_summary(results: &[TestResult], exit_code: u8) -> Value {
+    let failed = results.iter().filter(|r| !r.ok()).count();
+    json!({
+        "type": "summary",
+        "total": results.len(),
+        "passed": results.len() - failed,
+        "failed": failed,
+        "exit_code": exit_code,
+    })
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Writes a JUnit XML file: one suite per test binary.
+pub fn junit(results: &[TestResult], path: &Path) -> Result<()> {
+    let mut suites: Vec<(String, Vec<&TestResult>)> = Vec::new();
+    for r in results {
+        let suite = r
+            .test
+            .id
+            .rsplit_once("::")
+            .map_or("", |(s, _)| s)
+            .to_owned();
+        match suites.iter_mut().find(|(s, _)| *s == suite) {
+            Some((_, list)) => list.push(r),
+            None => suites.push((suite, vec![r])),
+        }
+    }
+    let failures = results.iter().filter(|r| !r.ok()).count();
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"cargo-memwatch\" tests=\"{}\" failures=\"{failures}\">",
+        results.len()
+    );
+    for (suite, list) in &suites {
+        let f = list.iter().filter(|r| !r.ok()).count();
+        let time: f64 = list.iter().map(|r| r.duration.as_secs_f64()).sum();
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" time=\"{time:.3}\">",
+            xml_escape(suite),
+            list.len()
+        );
+        for r in list {
+            let _ = write!(
+                x,
+                "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
+                xml_escape(&r.test.name),
+                xml_escape(suite),
+                r.duration.as_secs_f64()
+            );
+            if r.ok() {
+                let _ = writeln!(x, "/>");
+            } else {
+                let _ = writeln!(
+                    x,
+                    ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>",
+                    xml_escape(&status_word(r)),
+                    xml_escape(&format!("{}: {}", status_word(r), r.verdict)),
+                    xml_escape(&r.message())
+                );
+            }
+        }
+        let _ = writeln!(x, "  </testsuite>");
+    }
+    let _ = writeln!(x, "</testsuites>");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, x).with_context(|| format!("could not write {}", path.display()))
+}
+
+/// GitHub Actions workflow commands, one `::error` per failed test, pointing
+/// at the test's file and line.
+pub fn github_annotations(results: &[TestResult]) -> String {
+    let escape = |s: &str| {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let prop = |s: &str| escape(s).replace(':', "%3A").replace(',', "%2C");
+    let mut out = String::new();
+    for r in results.iter().filter(|r| !r.ok()) {
+        let mut location = String::new();
+        if let Some(v) = &r.report {
+            if let (Some(file), Some(line)) = (v["file"].as_str(), v["line"].as_u64()) {
+                location = format!("file={},line={line},", prop(file));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "::error {location}title={}::{}",
+            prop(&format!(
+                "memwatch: {} in {}",
+                status_word(r).to_lowercase(),
+                r.test.id
+            )),
+            escape(&r.message())
+        );
+    }
+    out
+}

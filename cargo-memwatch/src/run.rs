@@ -1,0 +1,207 @@
+//! Runs each leak test in a process of its own, several at a time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::cargo::{LeakTestRef, TestBinary};
+
+/// How one test ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// The verdict is what the test expects and its snapshot matched.
+    Passed,
+    /// The verdict is not what the test expects (a leak, a panic, or no leak
+    /// where `should_leak` wanted one).
+    Failed,
+    /// The verdict is right but the snapshot is new or changed.
+    SnapshotChanged,
+    /// The process died without a report: a signal, an abort, an exit.
+    Crashed(String),
+    /// The process passed the time limit and was stopped.
+    TimedOut,
+}
+
+/// One test's result.
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    pub test: LeakTestRef,
+    pub status: Status,
+    /// `clean`, `leak`, `task_leak`, `panicked`, or `crashed`/`timed out`.
+    pub verdict: String,
+    /// The harness's JSON report, when it wrote one.
+    pub report: Option<Value>,
+    pub duration: Duration,
+    /// What the test printed: its failure message is in there.
+    pub output: String,
+}
+
+impl TestResult {
+    pub fn ok(&self) -> bool {
+        self.status == Status::Passed
+    }
+
+    /// The harness's failure message for this test, from its output.
+    pub fn message(&self) -> String {
+        let header = format!("---- {} ----", self.test.name);
+        if let Some(start) = self.output.find(&header) {
+            let rest = &self.output[start + header.len()..];
+            let end = rest.find("\nfailures:").unwrap_or(rest.len());
+            return rest[..end].trim().to_owned();
+        }
+        match &self.status {
+            Status::Crashed(how) => format!("the test process crashed ({how})"),
+            Status::TimedOut => "the test passed the time limit and was stopped".to_owned(),
+            _ => self.output.trim().to_owned(),
+        }
+    }
+}
+
+/// What a run needs to know.
+pub struct Plan<'a> {
+    pub binaries: &'a [TestBinary],
+    pub tests: Vec<LeakTestRef>,
+    pub jobs: usize,
+    pub timeout: Duration,
+    /// Reports and outputs go here, one folder per test.
+    pub run_dir: PathBuf,
+}
+
+/// Runs every test of the plan; `progress` is called as each one ends.
+pub fn run(plan: Plan<'_>, progress: &(dyn Fn(&TestResult) + Sync)) -> Result<Vec<TestResult>> {
+    std::fs::create_dir_all(&plan.run_dir)
+        .with_context(|| format!("could not create {}", plan.run_dir.display()))?;
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<TestResult>>> = Mutex::new(vec![None; plan.tests.len()]);
+    let error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..plan.jobs.max(1).min(plan.tests.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(test) = plan.tests.get(i) else { break };
+                match run_one(&plan, i, test) {
+                    Ok(result) => {
+                        progress(&result);
+                        results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+                    }
+                    Err(e) => {
+                        *error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok(results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResult> {
+    let binary = &plan.binaries[test.binary];
+    let dir = plan.run_dir.join(format!("{index:05}"));
+    std::fs::create_dir_all(&dir)?;
+    let out_path = dir.join("output.txt");
+    let out = std::fs::File::create(&out_path)?;
+    let started = Instant::now();
+    let mut child = Command::new(&binary.exe)
+        .args(["--exact", &test.name, "--include-ignored"])
+        .env("MEMWATCH_REPORT_DIR", &dir)
+        .current_dir(&binary.package_dir)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .with_context(|| format!("could not run {}", binary.exe.display()))?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() > plan.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let duration = started.elapsed();
+    let output =
+        String::from_utf8_lossy(&std::fs::read(&out_path).unwrap_or_default()).into_owned();
+    let report = read_report(&dir);
+    let (status, verdict) = classify(status, report.as_ref());
+    Ok(TestResult {
+        test: test.clone(),
+        status,
+        verdict,
+        report,
+        duration,
+        output,
+    })
+}
+
+/// The one JSON report the harness wrote in `dir`, if any.
+fn read_report(dir: &Path) -> Option<Value> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+fn describe(status: &ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            let name = match signal {
+                6 => "SIGABRT, an abort",
+                9 => "SIGKILL",
+                11 => "SIGSEGV, a segmentation fault",
+                7 => "SIGBUS",
+                4 => "SIGILL",
+                _ => "a signal",
+            };
+            return format!("signal {signal}: {name}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => "no exit code".to_owned(),
+    }
+}
+
+fn classify(status: Option<ExitStatus>, report: Option<&Value>) -> (Status, String) {
+    let Some(status) = status else {
+        return (Status::TimedOut, "timed out".to_owned());
+    };
+    let Some(report) = report else {
+        return (Status::Crashed(describe(&status)), "crashed".to_owned());
+    };
+    let verdict = report["verdict"]["kind"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_owned();
+    let s = if status.success() {
+        Status::Passed
+    } else if report["passed"] == false {
+        Status::Failed
+    } else if matches!(report["snapshot"].as_str(), Some("new" | "changed")) {
+        Status::SnapshotChanged
+    } else {
+        Status::Crashed(describe(&status))
+    };
+    (s, verdict)
+}

@@ -1,0 +1,372 @@
+//! `cargo memwatch` against fixture workspaces: exit codes, the summary,
+//! JSON and JUnit output, GitHub annotations, the review, accept and reject
+//! flows, CI mode, crashes, partitions and bad input.
+
+use memwatch_e2e::{stderr, stdout, Crate, Fixture, CLEAN, CRASHING, LEAKY};
+
+fn one(name: &str, leaks: &'static str) -> Fixture {
+    Fixture::new(&[Crate {
+        name,
+        leaks: Some(leaks),
+    }])
+}
+
+/// Runs once to propose the snapshots, then accepts them.
+fn approved(f: &Fixture) {
+    let first = f.memwatch(&["test"]);
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "new snapshots need review:\n{}",
+        stdout(&first)
+    );
+    assert!(
+        stdout(&first).contains("SNAPSHOT NEW"),
+        "{}",
+        stdout(&first)
+    );
+    let accept = f.memwatch(&["accept"]);
+    assert_eq!(accept.status.code(), Some(0), "{}", stderr(&accept));
+}
+
+#[test]
+fn a_clean_workspace_passes_with_a_summary_json_and_junit() {
+    let f = one("clean", CLEAN);
+    approved(&f);
+    assert_eq!(
+        f.snapshots("clean"),
+        vec!["format_is_clean.snap", "parse_is_clean.snap"]
+    );
+
+    let out = f.memwatch(&["test", "-j", "2", "--junit", "junit.xml"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("test")
+            && text.contains("growth per iteration")
+            && text.contains("peak")
+            && text.contains("cycles"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("clean/leaks::parse_is_clean")
+                && l.contains(" clean ")
+                && l.contains(" ok ")),
+        "{text}"
+    );
+    assert!(text.contains("2 leak tests: 2 passed, 0 failed"), "{text}");
+
+    let junit = std::fs::read_to_string(f.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"<testsuites name="cargo-memwatch" tests="2" failures="0">"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<testcase name="parse_is_clean" classname="clean/leaks""#),
+        "{junit}"
+    );
+
+    let out = f.memwatch(&["test", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let tests: Vec<_> = lines.iter().filter(|v| v["type"] == "test").collect();
+    assert_eq!(tests.len(), 2);
+    for t in &tests {
+        assert_eq!(t["verdict"], "clean");
+        assert_eq!(t["status"], "passed");
+        assert_eq!(t["snapshot"], "matched");
+        assert!(t["num_cycles"].as_u64().unwrap() >= 13);
+    }
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(
+        (summary["passed"].clone(), summary["exit_code"].clone()),
+        (2.into(), 0.into())
+    );
+}
+
+#[test]
+fn a_leak_fails_the_run_and_says_where() {
+    let f = one("leaky", LEAKY);
+    let out = f
+        .command(&["test", "--junit", "out/junit.xml"])
+        .env("CI", "true")
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("leaky/leaks::cache_leaks")
+                && l.contains(" leak ")
+                && l.contains("FAILED")),
+        "{text}"
+    );
+    assert!(
+        text.contains("memory leak: the heap grew in each of 3 rounds"),
+        "{text}"
+    );
+    assert!(text.contains("+1.00 blocks"), "{text}");
+    // GitHub annotations point at the test.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("::error file=leaky/tests/leaks.rs,line=")
+                && l.contains("title=memwatch%3A failed in leaky/leaks%3A%3Acache_leaks::")),
+        "{text}"
+    );
+    let junit = std::fs::read_to_string(f.path().join("out/junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"failures="2""#),
+        "leak and missing snapshot: {junit}"
+    );
+    assert!(junit.contains("<failure type=\"FAILED\""), "{junit}");
+    // Under CI nothing was written.
+    assert!(f.snapshots("leaky").is_empty());
+}
+
+#[test]
+fn leak_tests_in_several_crates_are_all_found_and_selectable() {
+    let f = Fixture::new(&[
+        Crate {
+            name: "alpha",
+            leaks: Some(CLEAN),
+        },
+        Crate {
+            name: "beta",
+            leaks: Some(LEAKY),
+        },
+        Crate {
+            name: "gamma",
+            leaks: None,
+        },
+    ]);
+    let out = f.memwatch(&["list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        vec![
+            "alpha/leaks::format_is_clean",
+            "alpha/leaks::parse_is_clean",
+            "beta/leaks::cache_leaks",
+            "beta/leaks::parse_is_clean",
+        ]
+    );
+    let only_beta = f.memwatch(&["list", "-p", "beta"]);
+    assert_eq!(
+        stdout(&only_beta).lines().count(),
+        2,
+        "{}",
+        stdout(&only_beta)
+    );
+    let filtered = f.memwatch(&["list", "cache"]);
+    assert_eq!(stdout(&filtered).trim(), "beta/leaks::cache_leaks");
+
+    // Partitions split the suite without loss or overlap.
+    for kind in ["count", "hash"] {
+        let mut all: Vec<String> = Vec::new();
+        for k in 1..=2 {
+            let part = format!("{kind}:{k}/2");
+            let out = f.memwatch(&["list", "--partition", &part]);
+            assert_eq!(out.status.code(), Some(0));
+            all.extend(stdout(&out).lines().map(str::to_owned));
+        }
+        all.sort();
+        assert_eq!(all.len(), 4, "{kind}: {all:?}");
+        all.dedup();
+        assert_eq!(all.len(), 4, "{kind}: overlap");
+    }
+}
+
+#[test]
+fn a_changed_diff_is_reviewed_accepted_or_rejected() {
+    let f = one("cache", CLEAN);
+    approved(&f);
+    let snap = f.path().join("cache/tests/snapshots/parse_is_clean.snap");
+    let approved_text = std::fs::read_to_string(&snap).unwrap();
+    // Pretend the approved diff was different: the run now sees a change.
+    let old = approved_text.replace("verdict: clean", "verdict: leak");
+    std::fs::write(&snap, &old).unwrap();
+
+    // Under CI: fails, writes nothing.
+    let ci = f.command(&["test"]).env("CI", "true").output().unwrap();
+    assert_eq!(ci.status.code(), Some(1));
+    assert!(stdout(&ci).contains("SNAPSHOT CHANGED"), "{}", stdout(&ci));
+    assert_eq!(
+        f.snapshots("cache"),
+        vec!["format_is_clean.snap", "parse_is_clean.snap"]
+    );
+
+    // Outside CI: fails and proposes the new diff for review.
+    let local = f.memwatch(&["test"]);
+    assert_eq!(local.status.code(), Some(1));
+    assert!(
+        stdout(&local).contains("cargo memwatch review"),
+        "{}",
+        stdout(&local)
+    );
+    assert!(f
+        .snapshots("cache")
+        .contains(&"parse_is_clean.snap.new".to_owned()));
+    assert_eq!(
+        std::fs::read_to_string(&snap).unwrap(),
+        old,
+        "never overwritten by a run"
+    );
+
+    // Review: skip leaves both files as they are.
+    let review = |answers: &str| {
+        let mut child = f
+            .command(&["review"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answers.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let skipped = review("s\n");
+    assert_eq!(skipped.status.code(), Some(0));
+    let shown = stdout(&skipped);
+    assert!(
+        shown.contains("- verdict: leak") && shown.contains("+ verdict: clean"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("0 accepted, 0 rejected, 1 skipped"),
+        "{shown}"
+    );
+    assert!(f
+        .snapshots("cache")
+        .contains(&"parse_is_clean.snap.new".to_owned()));
+
+    // Reject drops the proposal and keeps the approved file.
+    assert!(stdout(&review("r\n")).contains("0 accepted, 1 rejected"));
+    assert!(!f
+        .snapshots("cache")
+        .contains(&"parse_is_clean.snap.new".to_owned()));
+    assert_eq!(std::fs::read_to_string(&snap).unwrap(), old);
+
+    // Propose again, accept by name: the run passes again.
+    assert_eq!(f.memwatch(&["test"]).status.code(), Some(1));
+    let accept = f.memwatch(&["accept", "parse_is"]);
+    assert_eq!(accept.status.code(), Some(0), "{}", stderr(&accept));
+    assert!(stdout(&accept).contains("accepted parse_is_clean"));
+    assert_eq!(
+        std::fs::read_to_string(&snap).unwrap().replace("\r", ""),
+        approved_text.replace("\r", "")
+    );
+    assert_eq!(f.memwatch(&["test"]).status.code(), Some(0));
+
+    // A name that matches nothing is an error.
+    assert_eq!(
+        f.memwatch(&["accept", "no_such_snapshot"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_crashing_test_is_a_result_and_the_others_still_run() {
+    let f = one("crashy", CRASHING);
+    let out = f.memwatch(&["test", "--timeout", "3", "-j", "2"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("crashy/leaks::{name}")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{text}"))
+            .to_owned()
+    };
+    assert!(row("aborts").contains("CRASHED"), "{text}");
+    assert!(row("segfaults").contains("CRASHED"), "{text}");
+    assert!(row("hangs").contains("TIMED OUT"), "{text}");
+    assert!(row("survives_its_neighbours").contains(" ok "), "{text}");
+    assert!(text.contains("signal 6: SIGABRT"), "{text}");
+    assert!(text.contains("signal 11: SIGSEGV"), "{text}");
+    assert!(text.contains("4 leak tests: 1 passed, 3 failed"), "{text}");
+}
+
+#[test]
+fn a_workspace_without_leak_tests_says_so() {
+    let f = Fixture::new(&[Crate {
+        name: "plain",
+        leaks: None,
+    }]);
+    let out = f.memwatch(&["test"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("no leak tests found in this workspace"));
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_exit_code_2_and_no_change() {
+    let f = one("bad", CLEAN);
+    let before = f.files();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["test", "--no-such-flag"],
+            "unexpected argument '--no-such-flag'",
+        ),
+        (
+            vec!["test", "--partition", "count:3/2"],
+            "malformed partition `count:3/2`",
+        ),
+        (
+            vec!["test", "--partition", "slices"],
+            "expected `count:K/N` or `hash:K/N`",
+        ),
+        (
+            vec!["test", "--manifest-path", "/nonexistent/Cargo.toml"],
+            "is not a Cargo.toml",
+        ),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, message) in cases {
+        let out = f.memwatch(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = f
+        .command(&["test"])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not a cargo workspace"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(f.files(), before, "nothing changed");
+
+    // A corrupt snapshot stops the run before anything is built or written.
+    let snaps = f.path().join("bad/tests/snapshots");
+    std::fs::create_dir_all(&snaps).unwrap();
+    std::fs::write(
+        snaps.join("parse_is_clean.snap"),
+        "this is not a snapshot\n",
+    )
+    .unwrap();
+    let before = f.files();
+    for args in [vec!["test"], vec!["accept"], vec!["review"]] {
+        let out = f.memwatch(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("corrupt snapshot file")
+                && stderr(&out).contains("parse_is_clean.snap"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(f.files(), before, "nothing changed");
+}
