@@ -20,13 +20,49 @@ pub const TESTS_FAILED: u8 = 1;
 const NO_TESTS: &str = "no leak tests found in this workspace \
      (a leak test target has `harness = false` and ends with `memwatch_test::main!()`)";
 
+/// Reads the workspace, checks its snapshots, and builds its tests. Nothing
+/// may be written outside `target/` before the snapshots are known to be
+/// sound: on a terminal the steps run one after the other, with cargo's
+/// progress live; otherwise the build starts at once with `--locked` (it
+/// cannot touch the lock file) and its output held until it is done.
+fn read_and_build(args: &ListArgs) -> Result<(cargo_metadata::Metadata, Vec<TestBinary>)> {
+    let read = || -> Result<cargo_metadata::Metadata> {
+        let meta = cargo::metadata(args.selection.manifest_path.as_deref())?;
+        snapshots::validate(&snapshots::folders(&meta))?;
+        Ok(meta)
+    };
+    let live = || -> Result<Vec<cargo::Built>> {
+        cargo::build(&args.selection, cargo::BuildMode::Live).map_err(|e| match e {
+            cargo::BuildError::Failed(e) => e,
+            cargo::BuildError::LockFileStale => anyhow::anyhow!("the lock file is stale"),
+        })
+    };
+    if std::io::stderr().is_terminal() {
+        let meta = read()?;
+        let binaries = cargo::resolve(live()?, &meta);
+        return Ok((meta, binaries));
+    }
+    let (meta, early) = std::thread::scope(|scope| {
+        let build = scope.spawn(|| cargo::build(&args.selection, cargo::BuildMode::Locked));
+        let meta = read();
+        let early = build.join();
+        (meta, early)
+    });
+    let meta = meta?;
+    let built = match early {
+        Ok(Ok(built)) => built,
+        Ok(Err(cargo::BuildError::Failed(e))) => return Err(e),
+        Ok(Err(cargo::BuildError::LockFileStale)) | Err(_) => live()?,
+    };
+    let binaries = cargo::resolve(built, &meta);
+    Ok((meta, binaries))
+}
+
 /// Builds, finds, filters and partitions the leak tests.
 fn select(
     args: &ListArgs,
 ) -> Result<(Vec<TestBinary>, Vec<LeakTestRef>, cargo_metadata::Metadata)> {
-    let meta = cargo::metadata(args.selection.manifest_path.as_deref())?;
-    snapshots::validate(&snapshots::folders(&meta))?;
-    let binaries = cargo::build(&args.selection, &meta)?;
+    let (meta, binaries) = read_and_build(args)?;
     let mut tests = cargo::discover(&binaries, args.include_ignored)?;
     if !args.filters.is_empty() {
         tests.retain(|t| args.filters.iter().any(|f| t.id.contains(f.as_str())));
@@ -98,6 +134,7 @@ pub fn test(args: &TestArgs) -> Result<u8> {
             jobs,
             timeout: Duration::from_secs(args.timeout),
             run_dir: run_dir.clone(),
+            workspace_root: meta.workspace_root.clone().into_std_path_buf(),
         },
         &progress,
     )?;

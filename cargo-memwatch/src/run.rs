@@ -70,6 +70,9 @@ pub struct Plan<'a> {
     pub timeout: Duration,
     /// Reports and outputs go here, one folder per test.
     pub run_dir: PathBuf,
+    /// The workspace root, handed to insta so that each test process does
+    /// not run `cargo metadata` to find it.
+    pub workspace_root: PathBuf,
 }
 
 /// Runs every test of the plan; `progress` is called as each one ends.
@@ -118,6 +121,7 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
     let mut child = Command::new(&binary.exe)
         .args(["--exact", &test.name, "--include-ignored"])
         .env("MEMWATCH_REPORT_DIR", &dir)
+        .env("INSTA_WORKSPACE_ROOT", &plan.workspace_root)
         .current_dir(&binary.package_dir)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)

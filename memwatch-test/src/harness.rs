@@ -57,7 +57,17 @@ pub fn run_main(manifest_dir: &'static str) -> ExitCode {
     args.test_threads = Some(1);
     std::hint::black_box(MARKER);
     if args.list && std::env::var_os(PROBE_VAR).is_some() {
+        // For cargo memwatch: every test, with its ignore flag, in one call.
         println!("{PROBE_HEADER}");
+        for test in registry::all() {
+            let kind = if test.options.ignore {
+                "ignored"
+            } else {
+                "test"
+            };
+            println!("{}: {kind}", test.full_name());
+        }
+        return ExitCode::SUCCESS;
     }
     let report_dir = std::env::var_os(REPORT_DIR_VAR).map(PathBuf::from);
     let summary: Arc<Mutex<Vec<SummaryRow>>> = Arc::default();

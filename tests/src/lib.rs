@@ -120,6 +120,19 @@ impl Fixture {
         cmd
     }
 
+    /// Panics, naming the paths, if files differ from `before` (a
+    /// [`Fixture::files`] taken earlier).
+    pub fn assert_unchanged(&self, before: &[(PathBuf, Vec<u8>)], what: &str) {
+        let after = self.files();
+        let changed: Vec<String> = before
+            .iter()
+            .filter(|b| !after.contains(b))
+            .chain(after.iter().filter(|a| !before.contains(a)))
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        assert!(changed.is_empty(), "{what}: files changed: {changed:?}");
+    }
+
     /// Every file under the fixture (but `target/`) with its contents: to
     /// check that a command changed nothing.
     pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {

@@ -347,7 +347,7 @@ fn bad_input_is_a_clear_error_with_exit_code_2_and_no_change() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(f.files(), before, "nothing changed");
+    f.assert_unchanged(&before, "bad flags and paths");
 
     // A corrupt snapshot stops the run before anything is built or written.
     let snaps = f.path().join("bad/tests/snapshots");
@@ -368,5 +368,5 @@ fn bad_input_is_a_clear_error_with_exit_code_2_and_no_change() {
             stderr(&out)
         );
     }
-    assert_eq!(f.files(), before, "nothing changed");
+    f.assert_unchanged(&before, "a corrupt snapshot");
 }
