@@ -103,6 +103,13 @@ pub struct TestArgs {
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Capture allocation sites for every test, not only for failing leaks.
+    #[arg(long)]
+    pub sites: bool,
+    /// Write a DHAT viewer file for each leaking test (under
+    /// target/memwatch/dhat/).
+    #[arg(long)]
+    pub dhat: bool,
 }
 
 #[derive(Debug, Args)]

@@ -135,6 +135,13 @@ pub fn test(args: &TestArgs) -> Result<u8> {
             timeout: Duration::from_secs(args.timeout),
             run_dir: run_dir.clone(),
             workspace_root: meta.workspace_root.clone().into_std_path_buf(),
+            sites: args.sites,
+            dhat: args.dhat.then(|| {
+                meta.target_directory
+                    .as_std_path()
+                    .join("memwatch")
+                    .join("dhat")
+            }),
         },
         &progress,
     )?;

@@ -120,6 +120,22 @@ pub fn summary(results: &[TestResult], elapsed: Duration) -> String {
     for row in &rows {
         let _ = writeln!(s, "{}", line(row));
     }
+    let dhat: Vec<(&str, &str)> = results
+        .iter()
+        .filter_map(|r| {
+            let file = r.report.as_ref()?["dhat_file"].as_str()?;
+            Some((r.test.id.as_str(), file))
+        })
+        .collect();
+    if !dhat.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nDHAT profiles (open them in DHAT's viewer, dh_view.html):"
+        );
+        for (id, file) in dhat {
+            let _ = writeln!(s, "  {id}: {file}");
+        }
+    }
     let passed = results.len() - failed.len();
     let _ = writeln!(
         s,
@@ -157,6 +173,10 @@ pub fn json_line(r: &TestResult) -> Value {
         "peak_bytes": report.map(|v| v["peak_bytes"].clone()),
         "num_cycles": report.map(|v| v["num_cycles"].clone()),
         "duration_ms": r.duration.as_secs_f64() * 1000.0,
+        "sites": report.and_then(|v| v["sites"].get("sites")).map(|s| {
+            s.as_array().map(|a| a.iter().take(5).cloned().collect::<Vec<_>>())
+        }),
+        "dhat_file": report.map(|v| v["dhat_file"].clone()),
         "message": (!r.ok()).then(|| r.message()),
     })
 }

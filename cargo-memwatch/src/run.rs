@@ -73,6 +73,10 @@ pub struct Plan<'a> {
     /// The workspace root, handed to insta so that each test process does
     /// not run `cargo metadata` to find it.
     pub workspace_root: PathBuf,
+    /// Capture allocation sites for every test.
+    pub sites: bool,
+    /// Folder for DHAT files of leaking tests.
+    pub dhat: Option<PathBuf>,
 }
 
 /// Runs every test of the plan; `progress` is called as each one ends.
@@ -118,7 +122,14 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
     let out_path = dir.join("output.txt");
     let out = std::fs::File::create(&out_path)?;
     let started = Instant::now();
-    let mut child = Command::new(&binary.exe)
+    let mut command = Command::new(&binary.exe);
+    if plan.sites {
+        command.env("MEMWATCH_SITES", "1");
+    }
+    if let Some(dhat) = &plan.dhat {
+        command.env("MEMWATCH_DHAT", dhat);
+    }
+    let mut child = command
         .args(["--exact", &test.name, "--include-ignored"])
         .env("MEMWATCH_REPORT_DIR", &dir)
         .env("INSTA_WORKSPACE_ROOT", &plan.workspace_root)

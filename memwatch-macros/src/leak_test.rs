@@ -27,7 +27,7 @@ impl Parse for Arg {
 }
 
 const OPTIONS: &str =
-    "iterations, warmup, threshold_bytes, threshold_blocks, collect, ignore, should_leak, snapshot";
+    "iterations, warmup, threshold_bytes, threshold_blocks, collect, ignore, should_leak, sites, snapshot";
 
 #[derive(Default)]
 struct Options {
@@ -38,6 +38,7 @@ struct Options {
     collect: Option<Path>,
     ignore: bool,
     should_leak: bool,
+    sites: bool,
     /// `None`: default name; `Some(None)`: `snapshot = false`.
     snapshot: Option<Option<String>>,
 }
@@ -113,6 +114,7 @@ fn parse_options(args: TokenStream) -> Result<Options> {
             },
             "ignore" => o.ignore = flag(arg)?,
             "should_leak" => o.should_leak = flag(arg)?,
+            "sites" => o.sites = flag(arg)?,
             "snapshot" => {
                 o.snapshot = Some(match &arg.value {
                     Some(Expr::Lit(ExprLit {
@@ -224,8 +226,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream
         let collector = quote_spanned!(path.span()=> #private::collector(#path));
         fields.push(quote!(collect: ::std::option::Option::Some(#collector),));
     }
-    let (ignore, should_leak) = (options.ignore, options.should_leak);
-    fields.push(quote!(ignore: #ignore, should_leak: #should_leak,));
+    let (ignore, should_leak, sites) = (options.ignore, options.should_leak, options.sites);
+    fields.push(quote!(ignore: #ignore, should_leak: #should_leak, sites: #sites,));
     match &options.snapshot {
         None => {}
         Some(None) => fields.push(quote!(snapshot: #private::SnapshotName::Off,)),

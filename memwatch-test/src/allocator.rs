@@ -30,7 +30,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ptr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 /// How many recent collection cycles keep their own survivor counters.
 /// Older cycles are folded into one "earlier" figure.
@@ -46,8 +46,18 @@ const TRACKED: u32 = 0x4d57_5431;
 const UNTRACKED: u32 = 0x4d57_5530;
 
 /// The current collection cycle: blocks allocated now are stamped with it.
-/// Starts at 1; collection cycle `n` moves it to `n + 1`.
+/// Starts at 1; collection cycle `n` moves it to `n + 1`. Its top bit is
+/// [`CAPTURE_BIT`], so the hot path learns both with one load.
 static EPOCH: AtomicU32 = AtomicU32::new(1);
+/// Set in [`EPOCH`] while allocation sites are captured.
+const CAPTURE_BIT: u32 = 1 << 31;
+/// Set in [`EPOCH`] while allocations go to `dhat::Alloc`, for a DHAT file.
+const DHAT_BIT: u32 = 1 << 30;
+/// The bits of [`EPOCH`] that are modes, not the epoch.
+const MODE_BITS: u32 = CAPTURE_BIT | DHAT_BIT;
+/// Set in a header's `site` when `dhat::Alloc` made the block: it must be
+/// the one to free it.
+const VIA_DHAT: u32 = 1 << 31;
 /// Set once any block has been counted: the allocator is installed.
 static COUNTING: AtomicBool = AtomicBool::new(false);
 /// One past the highest tag id handed out: readers sum only these rows.
@@ -151,7 +161,8 @@ struct Header {
     mark: u32,
     epoch: u32,
     tag: u32,
-    _reserved: u32,
+    /// 1 + the index of the block's site in [`SITES`], or 0: not captured.
+    site: u32,
 }
 
 /// The four per-tag counters: blocks allocated and freed, and bytes added and
@@ -292,7 +303,7 @@ impl Slot {
 
     #[inline(always)]
     fn free_as<const SHARED: bool>(&self, epoch: u32, tag: u32, size: u64) {
-        let cells = self.epoch_cells(epoch, EPOCH.load(Relaxed));
+        let cells = self.epoch_cells(epoch, EPOCH.load(Relaxed) & !MODE_BITS);
         Self::add::<SHARED>(&cells[0], size.wrapping_neg());
         Self::add::<SHARED>(&cells[1], 1u64.wrapping_neg());
         let t = self.tag(tag);
@@ -515,29 +526,43 @@ impl<A: GlobalAlloc> Alloc<A> {
         let offset = header_offset(layout.align());
         let local = local();
         let depth = local.depth.get();
-        // SAFETY: `outer` has a non-zero size (it includes the header).
-        let base = self.guarded(local, depth, || unsafe {
-            if zeroed {
-                self.inner.alloc_zeroed(outer)
-            } else {
-                self.inner.alloc(outer)
-            }
-        });
+        let word = EPOCH.load(Relaxed);
+        let via_dhat = word & DHAT_BIT != 0 && depth == 0;
+        let base = if via_dhat {
+            dhat_alloc(local, outer, zeroed)
+        } else {
+            // SAFETY: `outer` has a non-zero size (it includes the header).
+            self.guarded(local, depth, || unsafe {
+                if zeroed {
+                    self.inner.alloc_zeroed(outer)
+                } else {
+                    self.inner.alloc(outer)
+                }
+            })
+        };
         if base.is_null() {
             return base;
         }
         // SAFETY: the block has `offset + size` bytes, `offset >= 16`.
         let user = unsafe { base.add(offset) };
-        let epoch = EPOCH.load(Relaxed);
+        let epoch = word & !MODE_BITS;
         let tag = local.tag.get();
         let mark = if depth == 0 { TRACKED } else { UNTRACKED };
+        let mut site = if word & CAPTURE_BIT != 0 && depth == 0 {
+            capture_site(local, layout.size() as u64)
+        } else {
+            0
+        };
+        if via_dhat {
+            site |= VIA_DHAT;
+        }
         // SAFETY: the header lies inside the block, before `user`.
         unsafe {
             header_of(user).write(Header {
                 mark,
                 epoch,
                 tag,
-                _reserved: 0,
+                site,
             })
         };
         if depth == 0 {
@@ -579,6 +604,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
             if header.mark == TRACKED {
                 slot_of(local).on_free(header.epoch, header.tag, layout.size() as u64);
             }
+            if header.site != 0 {
+                site_free(local, header.site, layout.size() as u64, base, outer);
+                if header.site & VIA_DHAT != 0 {
+                    return;
+                }
+            }
             let depth = local.depth.get();
             self.guarded(local, depth, || self.inner.dealloc(base, outer));
         }
@@ -600,17 +631,24 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
             let outer = Layout::from_size_align_unchecked(layout.size() + offset, layout.align());
             let local = local();
             let depth = local.depth.get();
-            let moved = self.guarded(local, depth, || {
-                self.inner.realloc(base, outer, new_outer.size())
-            });
+            let moved = if old.site & VIA_DHAT != 0 {
+                dhat_realloc(local, base, outer, new_outer.size())
+            } else {
+                self.guarded(local, depth, || {
+                    self.inner.realloc(base, outer, new_outer.size())
+                })
+            };
             if moved.is_null() {
                 return moved;
             }
             let user = moved.add(offset);
             if old.mark == TRACKED {
                 // A realloc makes the block anew: it now belongs to this cycle.
-                let epoch = EPOCH.load(Relaxed);
+                let epoch = EPOCH.load(Relaxed) & !MODE_BITS;
                 (*header_of(user)).epoch = epoch;
+                if old.site & !VIA_DHAT != 0 {
+                    site_resize(old.site, layout.size() as u64, new_size as u64);
+                }
                 slot_of(local).on_realloc(
                     old.epoch,
                     epoch,
@@ -657,12 +695,227 @@ pub(crate) fn swap_tag(tag: u32) -> u32 {
 
 /// The current epoch (collection cycle in progress).
 pub(crate) fn epoch() -> u32 {
-    EPOCH.load(Relaxed)
+    EPOCH.load(Relaxed) & !MODE_BITS
 }
 
 /// Moves to the next epoch; returns the new one.
 pub(crate) fn advance_epoch() -> u32 {
-    EPOCH.fetch_add(1, AcqRel).wrapping_add(1)
+    EPOCH.fetch_add(1, AcqRel).wrapping_add(1) & !MODE_BITS
+}
+
+/// Most frames kept of an allocation's stack.
+pub(crate) const MAX_FRAMES: usize = 32;
+/// Distinct allocation sites the table holds; beyond that, blocks go
+/// unattributed (and are counted as such).
+const SITE_SLOTS: usize = 8192;
+/// How far an insertion probes before it gives up.
+const MAX_PROBES: usize = 64;
+
+const EMPTY: u32 = 0;
+const WRITING: u32 = 1;
+const READY: u32 = 2;
+
+/// One allocation site: a stack of return addresses, and the live blocks
+/// allocated from it. Written lock-free: a slot is claimed with a CAS, its
+/// frames written, then published.
+struct SiteSlot {
+    state: AtomicU32,
+    generation: AtomicU32,
+    hash: AtomicU64,
+    len: AtomicU32,
+    frames: [AtomicUsize; MAX_FRAMES],
+    live_blocks: AtomicU64,
+    live_bytes: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY_SITE: SiteSlot = SiteSlot {
+    state: AtomicU32::new(EMPTY),
+    generation: AtomicU32::new(0),
+    hash: AtomicU64::new(0),
+    len: AtomicU32::new(0),
+    frames: [const { AtomicUsize::new(0) }; MAX_FRAMES],
+    live_blocks: AtomicU64::new(0),
+    live_bytes: AtomicU64::new(0),
+};
+
+static SITES: [SiteSlot; SITE_SLOTS] = [EMPTY_SITE; SITE_SLOTS];
+/// Each capture window has its own sites, so that frees of blocks from an
+/// earlier window never blur the current one.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+/// Blocks of the current window that found no room in the table.
+static UNATTRIBUTED: AtomicU64 = AtomicU64::new(0);
+
+/// Records the stack of an allocation of `size` bytes; returns its site id
+/// (0 when the table is full). Cold: only while capturing.
+#[cold]
+#[inline(never)]
+fn capture_site(local: &Local, size: u64) -> u32 {
+    let mut frames = [0usize; MAX_FRAMES];
+    let mut len = 0;
+    // Unwinding might allocate: such allocations are left uncounted.
+    local.depth.set(local.depth.get() + 1);
+    // SAFETY: `trace_unsynchronized` is unsafe only because some platforms'
+    // unwinders are not thread-safe; on the platforms this crate supports
+    // (the system unwinder of Linux, macOS and Windows) it is. The closure
+    // only writes into a local array and never allocates or panics.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            frames[len] = frame.ip() as usize;
+            len += 1;
+            len < MAX_FRAMES
+        });
+    }
+    local.depth.set(local.depth.get() - 1);
+    let generation = GENERATION.load(Relaxed);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ generation as u64;
+    for &ip in &frames[..len] {
+        hash = (hash ^ ip as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    let hash = hash | 1;
+    for probe in 0..MAX_PROBES {
+        let index = (hash as usize).wrapping_add(probe) % SITE_SLOTS;
+        let slot = &SITES[index];
+        let mut state = slot.state.load(Acquire);
+        if state == EMPTY {
+            match slot
+                .state
+                .compare_exchange(EMPTY, WRITING, Acquire, Acquire)
+            {
+                Ok(_) => {
+                    slot.generation.store(generation, Relaxed);
+                    slot.hash.store(hash, Relaxed);
+                    slot.len.store(len as u32, Relaxed);
+                    for (cell, &ip) in slot.frames.iter().zip(&frames[..len]) {
+                        cell.store(ip, Relaxed);
+                    }
+                    slot.state.store(READY, Release);
+                    state = READY;
+                }
+                Err(now) => state = now,
+            }
+        }
+        // A slot another thread is still writing is passed over: the same
+        // stack may then take two slots, which the report merges.
+        if state == READY
+            && slot.hash.load(Relaxed) == hash
+            && slot.generation.load(Relaxed) == generation
+        {
+            slot.live_blocks.fetch_add(1, Relaxed);
+            slot.live_bytes.fetch_add(size, Relaxed);
+            return index as u32 + 1;
+        }
+    }
+    UNATTRIBUTED.fetch_add(1, Relaxed);
+    0
+}
+
+/// A block with a site or made by dhat is freed: its site's figures drop,
+/// and dhat frees what dhat made.
+#[cold]
+fn site_free(local: &Local, site: u32, size: u64, base: *mut u8, outer: Layout) {
+    if site & !VIA_DHAT != 0 {
+        site_resize(site, size, 0);
+    }
+    if site & VIA_DHAT != 0 {
+        local.depth.set(local.depth.get() + 1);
+        // SAFETY: the header says `dhat::Alloc` made this block, with the
+        // same outer layout; it is freed once, here.
+        unsafe { GlobalAlloc::dealloc(&dhat::Alloc, base, outer) };
+        local.depth.set(local.depth.get() - 1);
+    }
+}
+
+/// Allocates through `dhat::Alloc` (a DHAT window); dhat's own bookkeeping
+/// allocations come back here and are left uncounted.
+#[cold]
+#[inline(never)]
+fn dhat_alloc(local: &Local, outer: Layout, zeroed: bool) -> *mut u8 {
+    local.depth.set(local.depth.get() + 1);
+    // SAFETY: `outer` has a non-zero size.
+    let p = unsafe {
+        if zeroed {
+            GlobalAlloc::alloc_zeroed(&dhat::Alloc, outer)
+        } else {
+            GlobalAlloc::alloc(&dhat::Alloc, outer)
+        }
+    };
+    local.depth.set(local.depth.get() - 1);
+    p
+}
+
+/// Reallocates a block `dhat::Alloc` made, through it.
+#[cold]
+#[inline(never)]
+fn dhat_realloc(local: &Local, base: *mut u8, outer: Layout, new_size: usize) -> *mut u8 {
+    local.depth.set(local.depth.get() + 1);
+    // SAFETY: the header says `dhat::Alloc` made this block with `outer`;
+    // `new_size` was checked to make a valid layout.
+    let p = unsafe { GlobalAlloc::realloc(&dhat::Alloc, base, outer, new_size) };
+    local.depth.set(local.depth.get() - 1);
+    p
+}
+
+/// Starts sending allocations to `dhat::Alloc`.
+pub(crate) fn begin_dhat() {
+    EPOCH.fetch_or(DHAT_BIT, AcqRel);
+}
+
+/// Stops; blocks dhat made are still freed through it.
+pub(crate) fn end_dhat() {
+    EPOCH.fetch_and(!DHAT_BIT, AcqRel);
+}
+
+/// A block of site `site` changed from `old` to `new` bytes (0: freed).
+#[cold]
+fn site_resize(site: u32, old: u64, new: u64) {
+    let slot = &SITES[((site & !VIA_DHAT) as usize - 1) % SITE_SLOTS];
+    if new == 0 {
+        slot.live_blocks.fetch_sub(1, Relaxed);
+    }
+    slot.live_bytes.fetch_add(new.wrapping_sub(old), Relaxed);
+}
+
+/// Starts capturing allocation sites in a new window.
+pub(crate) fn begin_capture() {
+    GENERATION.fetch_add(1, AcqRel);
+    UNATTRIBUTED.store(0, Relaxed);
+    EPOCH.fetch_or(CAPTURE_BIT, AcqRel);
+}
+
+/// Stops capturing; blocks already captured keep their sites.
+pub(crate) fn end_capture() {
+    EPOCH.fetch_and(!CAPTURE_BIT, AcqRel);
+}
+
+/// A site of the current window with live blocks.
+#[derive(Debug, Clone)]
+pub(crate) struct RawSite {
+    pub frames: Vec<usize>,
+    pub live_blocks: i64,
+    pub live_bytes: i64,
+}
+
+/// The sites of the current window that still have live blocks, and how
+/// many blocks could not be attributed. Call under [`untracked`].
+pub(crate) fn live_sites() -> (Vec<RawSite>, u64) {
+    let generation = GENERATION.load(Acquire);
+    let sites = SITES
+        .iter()
+        .filter(|s| s.state.load(Acquire) == READY && s.generation.load(Relaxed) == generation)
+        .filter_map(|s| {
+            let live_blocks = s.live_blocks.load(Relaxed) as i64;
+            (live_blocks > 0).then(|| RawSite {
+                frames: s.frames[..s.len.load(Relaxed) as usize]
+                    .iter()
+                    .map(|f| f.load(Relaxed))
+                    .collect(),
+                live_blocks,
+                live_bytes: s.live_bytes.load(Relaxed) as i64,
+            })
+        })
+        .collect();
+    (sites, UNATTRIBUTED.load(Relaxed))
 }
 
 /// Whether any block has been counted, i.e. [`Alloc`] is the global allocator.

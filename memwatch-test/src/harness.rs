@@ -15,6 +15,10 @@ use crate::units::format_bytes_f64;
 
 /// The environment variable naming the folder for JSON reports.
 pub(crate) const REPORT_DIR_VAR: &str = "MEMWATCH_REPORT_DIR";
+/// With this variable set, every test captures its allocation sites.
+pub(crate) const SITES_VAR: &str = "MEMWATCH_SITES";
+/// A folder: every leaking test writes a DHAT viewer file there.
+pub(crate) const DHAT_VAR: &str = "MEMWATCH_DHAT";
 /// The environment variable that moves the snapshots away from the crate's
 /// `tests/snapshots/`.
 pub(crate) const SNAPSHOT_DIR_VAR: &str = "MEMWATCH_SNAPSHOT_DIR";
@@ -109,8 +113,33 @@ fn run_trial(
     report_dir: Option<&Path>,
     summary: &Mutex<Vec<SummaryRow>>,
 ) -> Result<(), Failed> {
-    let outcome = runner::run(test);
+    let mut outcome = runner::run(test);
     let passed = report::passed(test, &outcome);
+    // Stacks are costly: captured in a second run, for a leak that fails its
+    // test, or when asked for.
+    let leaked = outcome.verdict == Verdict::Leak;
+    let want_sites = (leaked && !test.options.should_leak)
+        || test.options.sites
+        || std::env::var_os(SITES_VAR).is_some();
+    let dhat_file = std::env::var_os(DHAT_VAR).filter(|_| leaked).map(|dir| {
+        PathBuf::from(dir).join(format!(
+            "{}.dhat.json",
+            report::file_stem(&test.full_name())
+        ))
+    });
+    if let Some(file) = dhat_file.as_deref().and_then(Path::parent) {
+        let _ = std::fs::create_dir_all(file);
+    }
+    if want_sites || dhat_file.is_some() {
+        let what = runner::Capture {
+            sites: want_sites,
+            dhat: dhat_file.as_deref(),
+        };
+        if let Ok(sites) = runner::capture(test, &what) {
+            outcome.sites = sites;
+            outcome.dhat_file = dhat_file.filter(|f| f.is_file());
+        }
+    }
     let (snapshot, snapshot_error) = if matches!(outcome.verdict, Verdict::Panicked { .. }) {
         (SnapshotStatus::Off, None)
     } else {

@@ -75,6 +75,7 @@ mod harness;
 mod registry;
 mod report;
 mod runner;
+mod sites;
 mod stats;
 mod tag;
 mod units;
@@ -164,6 +165,7 @@ struct ReadmeDoctests;
 /// | `collect = path` | none | a `fn()` called in every cycle, after the global collectors |
 /// | `ignore` | off | runs only with `--ignored` or `--include-ignored` |
 /// | `should_leak` | off | passes only when a leak is found |
+/// | `sites` | off | always capture allocation sites (a leak captures them anyway) |
 /// | `snapshot = false` or `"name"` | the test's name | the heap diff snapshot under `tests/snapshots/` |
 ///
 /// The function takes no arguments and returns nothing; a panic fails the

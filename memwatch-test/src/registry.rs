@@ -82,6 +82,8 @@ pub struct Options {
     pub ignore: bool,
     /// Passes only when a leak is found.
     pub should_leak: bool,
+    /// Captures allocation sites even when no leak is found.
+    pub sites: bool,
     /// The snapshot the test records.
     pub snapshot: SnapshotName,
 }
@@ -97,6 +99,7 @@ impl Options {
         collect: None,
         ignore: false,
         should_leak: false,
+        sites: false,
         snapshot: SnapshotName::Default,
     };
 }

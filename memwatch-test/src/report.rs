@@ -13,6 +13,7 @@ use crate::diff::{Diff, DiffRow};
 use crate::harness::SnapshotStatus;
 use crate::registry::LeakTest;
 use crate::runner::{CycleRecord, Outcome, Round, Verdict, ROUNDS};
+use crate::sites::SiteReport;
 use crate::units::{format_bytes, format_bytes_f64};
 
 /// Version of the JSON report format; bumped on incompatible changes.
@@ -75,6 +76,10 @@ pub(crate) struct Report<'a> {
     pub per_iteration: Vec<PerIteration>,
     pub diff: Option<&'a Diff>,
     pub survivors: &'a [CycleSurvivors],
+    /// Where the survivors were allocated, when sites were captured.
+    pub sites: Option<&'a SiteReport>,
+    /// The DHAT viewer file of a leaking test, with `MEMWATCH_DHAT`.
+    pub dhat_file: Option<&'a Path>,
     pub cycles: &'a [CycleRecord],
 }
 
@@ -118,6 +123,8 @@ impl<'a> Report<'a> {
                 .unwrap_or_default(),
             diff: outcome.diff.as_ref().map(|(d, _)| d),
             survivors: &outcome.survivors,
+            sites: outcome.sites.as_ref(),
+            dhat_file: outcome.dhat_file.as_deref(),
             cycles: &outcome.cycles,
         }
     }
@@ -233,6 +240,16 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
     }
     write_rounds(&mut s, outcome);
     write_survivors(&mut s, outcome);
+    if let Some(sites) = &outcome.sites {
+        write_sites(&mut s, sites);
+    }
+    if let Some(file) = &outcome.dhat_file {
+        let _ = writeln!(
+            s,
+            "  DHAT profile of the window: {} (open it in DHAT's viewer, dh_view.html)",
+            file.display()
+        );
+    }
     if let Some((diff, r)) = &outcome.diff {
         let _ = writeln!(
             s,
@@ -325,6 +342,48 @@ fn write_survivors(s: &mut String, outcome: &Outcome) {
             let _ = writeln!(s, "    ... and {} more iterations", live.len() - i);
             break;
         }
+    }
+}
+
+/// Where the survivors were allocated: the top sites with their rates, and
+/// a short backtrace for the first few.
+fn write_sites(s: &mut String, report: &SiteReport) {
+    if report.sites.is_empty() {
+        let _ = writeln!(
+            s,
+            "  allocated at: no block of the capture run ({} iterations) was still live",
+            report.iterations
+        );
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  allocated at (blocks still live after a capture run of {} iterations, per iteration):",
+        report.iterations
+    );
+    for (i, site) in report.sites.iter().take(5).enumerate() {
+        let _ = writeln!(
+            s,
+            "    {} block(s), {}  {}",
+            number(site.blocks_per_iteration),
+            signed_bytes(site.bytes_per_iteration),
+            site.frame.describe()
+        );
+        if i < 3 {
+            for frame in site.backtrace.iter().skip(1).take(5) {
+                let _ = writeln!(s, "        from {}", frame.describe());
+            }
+        }
+    }
+    if report.sites.len() > 5 {
+        let _ = writeln!(s, "    ... and {} more sites", report.sites.len() - 5);
+    }
+    if report.unattributed_blocks > 0 {
+        let _ = writeln!(
+            s,
+            "    ({} blocks found no room in the site table)",
+            report.unattributed_blocks
+        );
     }
 }
 

@@ -35,6 +35,7 @@ use crate::cycle::{gc, on_collect, survivors, CycleSurvivors};
 use crate::detector::{Detector, Leak, LeakRule};
 use crate::diff::{Diff, HeapDiff};
 use crate::registry::{Body, LeakTest};
+use crate::sites::{self, SiteReport};
 use crate::stats::Stats;
 
 /// Rounds of measured iterations before growth is called a leak.
@@ -122,6 +123,10 @@ pub(crate) struct Outcome {
     pub duration: Duration,
     /// Live heap right before the first measured iteration.
     pub start: Level,
+    /// Where the survivors were allocated, when a capture run was made.
+    pub sites: Option<SiteReport>,
+    /// The DHAT viewer file of the capture run, when one was written.
+    pub dhat_file: Option<std::path::PathBuf>,
 }
 
 impl Outcome {
@@ -377,7 +382,70 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
         survivors,
         duration: started.elapsed(),
         start: start_level,
+        sites: None,
+        dhat_file: None,
     }
+}
+
+/// What a capture run records.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Capture<'a> {
+    /// Allocation sites of the survivors.
+    pub sites: bool,
+    /// A DHAT viewer file of the window, written here.
+    pub dhat: Option<&'a std::path::Path>,
+}
+
+/// Runs `test` again (warm-up, then `iterations` measured iterations) with
+/// allocation sites and/or a DHAT profile captured over the measured window
+/// only; plain runs never pay for stacks. Returns the sites still live at
+/// the end, when asked for.
+pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<SiteReport>, String> {
+    let opts = test.options;
+    let registration = opts.collect.map(on_collect);
+    let mut exec = Executor::new(test.body);
+    let result = (|| {
+        gc();
+        for _ in 0..opts.warmup {
+            exec.iterate()?;
+            gc();
+        }
+        let profiler = what.dhat.map(|path| {
+            dhat::Profiler::builder()
+                .file_name(path)
+                .trim_backtraces(Some(16))
+                .build()
+        });
+        if profiler.is_some() {
+            crate::allocator::begin_dhat();
+        }
+        if what.sites {
+            crate::allocator::begin_capture();
+        }
+        let window = (|| {
+            for _ in 0..opts.iterations {
+                exec.iterate()?;
+                gc();
+            }
+            Ok::<(), String>(())
+        })();
+        crate::allocator::end_capture();
+        crate::allocator::end_dhat();
+        // Writes the DHAT file.
+        drop(profiler);
+        window
+    })();
+    if let Some(reg) = registration {
+        let _ = reg.remove();
+    }
+    result?;
+    let sites = what.sites.then(|| {
+        let (raw, lost) = untracked(crate::allocator::live_sites);
+        sites::report(raw, lost, opts.iterations)
+    });
+    #[allow(clippy::drop_non_drop)]
+    drop(exec);
+    Ok(sites)
 }
 
 #[cfg(test)]

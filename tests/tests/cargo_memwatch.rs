@@ -112,6 +112,12 @@ fn a_leak_fails_the_run_and_says_where() {
         "{text}"
     );
     assert!(text.contains("+1.00 blocks"), "{text}");
+    // It names the line that allocated the leaked blocks.
+    assert!(text.contains("allocated at ("), "{text}");
+    assert!(
+        text.contains("leaks::cache_leaks (tests/leaks.rs:"),
+        "{text}"
+    );
     // GitHub annotations point at the test.
     assert!(
         text.lines()
@@ -369,4 +375,53 @@ fn bad_input_is_a_clear_error_with_exit_code_2_and_no_change() {
         );
     }
     f.assert_unchanged(&before, "a corrupt snapshot");
+}
+
+#[test]
+fn dhat_files_and_sites_are_written_for_leaking_tests() {
+    let f = one("profiled", LEAKY);
+    let out = f
+        .command(&["test", "--dhat", "--sites", "--message-format", "json"])
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let leak = lines.iter().find(|v| v["name"] == "cache_leaks").unwrap();
+    let file = leak["dhat_file"]
+        .as_str()
+        .expect("a DHAT file for the leak");
+    let dhat: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    assert_eq!(dhat["dhatFileVersion"], 2);
+    let frames = dhat["ftbl"].as_array().unwrap();
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.as_str().unwrap().contains("leaks::cache_leaks")),
+        "the profile shows the test's frames"
+    );
+    let top = &leak["sites"][0]["frame"];
+    assert_eq!(top["function"], "leaks::cache_leaks");
+    // The clean test has sites too (--sites) but no DHAT file.
+    let clean = lines
+        .iter()
+        .find(|v| v["name"] == "parse_is_clean")
+        .unwrap();
+    assert!(clean["dhat_file"].is_null());
+    assert!(clean["sites"].is_array());
+
+    let human = f
+        .command(&["test", "--dhat"])
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let text = stdout(&human);
+    assert!(
+        text.contains("DHAT profiles (open them in DHAT's viewer"),
+        "{text}"
+    );
+    assert!(text.contains("profiled/leaks::cache_leaks: "), "{text}");
 }
