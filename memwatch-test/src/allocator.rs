@@ -704,7 +704,7 @@ pub(crate) fn advance_epoch() -> u32 {
 }
 
 /// Most frames kept of an allocation's stack.
-pub(crate) const MAX_FRAMES: usize = 32;
+pub(crate) const MAX_FRAMES: usize = 16;
 /// Distinct allocation sites the table holds; beyond that, blocks go
 /// unattributed (and are counted as such).
 const SITE_SLOTS: usize = 8192;

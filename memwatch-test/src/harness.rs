@@ -107,6 +107,13 @@ pub fn run_one(test: &'static LeakTest) -> (bool, u32) {
     (report::passed(test, &outcome), outcome.iterations_run())
 }
 
+/// Runs one test's capture window (warm-up, then the measured iterations)
+/// with sites and/or a DHAT file, as a leak's second run does; `false` if
+/// the body panicked. For the site-capture benchmark.
+pub fn run_capture(test: &'static LeakTest, sites: bool, dhat: Option<&Path>) -> bool {
+    runner::capture(test, &runner::Capture { sites, dhat }).is_ok()
+}
+
 fn run_trial(
     test: &'static LeakTest,
     manifest_dir: &str,

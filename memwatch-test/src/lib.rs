@@ -208,7 +208,7 @@ macro_rules! main {
 /// What the macros of `memwatch-macros` and [`main!`] call; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::harness::{run_main, run_one};
+    pub use crate::harness::{run_capture, run_main, run_one};
     #[cfg(not(feature = "tokio"))]
     pub use crate::registry::AsyncNeedsTokioFeature;
     pub use crate::registry::{async_body, collector, Body, LeakTest, Options, SnapshotName};
