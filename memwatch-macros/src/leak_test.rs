@@ -27,7 +27,7 @@ impl Parse for Arg {
 }
 
 const OPTIONS: &str =
-    "iterations, warmup, threshold_bytes, threshold_blocks, collect, ignore, should_leak, sites, snapshot";
+    "iterations, warmup, threshold_bytes, threshold_blocks, collect, ignore, should_leak, sites, resources, snapshot";
 
 #[derive(Default)]
 struct Options {
@@ -39,6 +39,7 @@ struct Options {
     ignore: bool,
     should_leak: bool,
     sites: bool,
+    resources: Option<bool>,
     /// `None`: default name; `Some(None)`: `snapshot = false`.
     snapshot: Option<Option<String>>,
 }
@@ -115,6 +116,7 @@ fn parse_options(args: TokenStream) -> Result<Options> {
             "ignore" => o.ignore = flag(arg)?,
             "should_leak" => o.should_leak = flag(arg)?,
             "sites" => o.sites = flag(arg)?,
+            "resources" => o.resources = Some(flag(arg)?),
             "snapshot" => {
                 o.snapshot = Some(match &arg.value {
                     Some(Expr::Lit(ExprLit {
@@ -228,6 +230,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream
     }
     let (ignore, should_leak, sites) = (options.ignore, options.should_leak, options.sites);
     fields.push(quote!(ignore: #ignore, should_leak: #should_leak, sites: #sites,));
+    if let Some(resources) = options.resources {
+        fields.push(quote!(resources: #resources,));
+    }
     match &options.snapshot {
         None => {}
         Some(None) => fields.push(quote!(snapshot: #private::SnapshotName::Off,)),

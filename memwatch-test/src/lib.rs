@@ -74,6 +74,7 @@ mod diff;
 mod harness;
 mod registry;
 mod report;
+mod resources;
 mod runner;
 mod sites;
 mod stats;
@@ -86,6 +87,7 @@ pub use cycle::{
 };
 pub use detector::{Leak, LeakRule};
 pub use diff::{Change, Diff, DiffRow, HeapDiff, HeapSize};
+pub use resources::{resources, Resources};
 pub use stats::{counts, is_counting, Counts, Stats};
 pub use tag::tag;
 pub use units::format_bytes;
@@ -166,6 +168,7 @@ struct ReadmeDoctests;
 /// | `ignore` | off | runs only with `--ignored` or `--include-ignored` |
 /// | `should_leak` | off | passes only when a leak is found |
 /// | `sites` | off | always capture allocation sites (a leak captures them anyway) |
+/// | `resources = false` | on | do not watch threads and open file descriptors |
 /// | `snapshot = false` or `"name"` | the test's name | the heap diff snapshot under `tests/snapshots/` |
 ///
 /// The function takes no arguments and returns nothing; a panic fails the

@@ -84,6 +84,8 @@ pub struct Options {
     pub should_leak: bool,
     /// Captures allocation sites even when no leak is found.
     pub sites: bool,
+    /// Watches threads and open file descriptors too (Linux).
+    pub resources: bool,
     /// The snapshot the test records.
     pub snapshot: SnapshotName,
 }
@@ -100,6 +102,7 @@ impl Options {
         ignore: false,
         should_leak: false,
         sites: false,
+        resources: true,
         snapshot: SnapshotName::Default,
     };
 }

@@ -161,7 +161,7 @@ pub(crate) fn passed(test: &LeakTest, outcome: &Outcome) -> bool {
     match outcome.verdict {
         Verdict::Panicked { .. } => false,
         Verdict::Clean => !test.options.should_leak,
-        Verdict::Leak | Verdict::TaskLeak { .. } => test.options.should_leak,
+        _ => test.options.should_leak,
     }
 }
 
@@ -217,6 +217,28 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
                  iteration {iteration}, with nothing left for the runtime to do.\n\
                  A task waiting on a channel, a lock or a timer that never fires keeps \
                  everything it owns alive."
+            );
+        }
+        Verdict::ThreadLeak { per_iteration } | Verdict::FdLeak { per_iteration } => {
+            let (what, hint) = match outcome.verdict {
+                Verdict::ThreadLeak { .. } => (
+                    "thread leak: the process's threads",
+                    "A thread that is spawned and never joined, or that waits forever, \
+                     keeps its stack and all it owns.",
+                ),
+                _ => (
+                    "fd leak: the process's open file descriptors",
+                    "A file, socket or pipe that is never closed (forgotten, or kept in a \
+                     collection) holds a descriptor until the process runs out of them.",
+                ),
+            };
+            let _ = writeln!(
+                s,
+                "{what} grew in each of {ROUNDS} rounds ({} iterations after {} warm-up): \
+                 {} per iteration.\n{hint}",
+                outcome.iterations_run() - o.warmup,
+                o.warmup,
+                number(*per_iteration),
             );
         }
         Verdict::Leak => {
@@ -284,6 +306,16 @@ fn write_rounds(s: &mut String, outcome: &Outcome) {
             r.level_after.blocks as i64 - r.level_before.blocks as i64,
             if r.grew { "" } else { "  (no growth)" },
         );
+        if let Some(res) = r.resources {
+            let _ = writeln!(
+                s,
+                "      then {} threads{}, {} open descriptors{}",
+                res.threads,
+                if r.threads_grew { " (more)" } else { "" },
+                res.open_fds,
+                if r.fds_grew { " (more)" } else { "" },
+            );
+        }
     }
 }
 

@@ -35,6 +35,7 @@ use crate::cycle::{gc, on_collect, survivors, CycleSurvivors};
 use crate::detector::{Detector, Leak, LeakRule};
 use crate::diff::{Diff, HeapDiff};
 use crate::registry::{Body, LeakTest};
+use crate::resources::{resources, Resources};
 use crate::sites::{self, SiteReport};
 use crate::stats::Stats;
 
@@ -75,11 +76,17 @@ pub(crate) struct Round {
     pub last: u32,
     pub level_before: Level,
     pub level_after: Level,
+    /// Live memory grew over the round.
     pub grew: bool,
+    /// Threads and open descriptors at the round's end (`None`: not
+    /// watched, or not supported here).
+    pub resources: Option<Resources>,
+    pub threads_grew: bool,
+    pub fds_grew: bool,
 }
 
 /// How the run ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub(crate) enum Verdict {
     Clean,
@@ -88,6 +95,14 @@ pub(crate) enum Verdict {
     TaskLeak {
         pending: usize,
         iteration: u32,
+    },
+    /// Threads of the process grew in every round.
+    ThreadLeak {
+        per_iteration: f64,
+    },
+    /// Open file descriptors grew in every round.
+    FdLeak {
+        per_iteration: f64,
     },
     Panicked {
         iteration: u32,
@@ -102,6 +117,8 @@ impl Verdict {
             Verdict::Clean => "clean",
             Verdict::Leak => "leak",
             Verdict::TaskLeak { .. } => "task leak",
+            Verdict::ThreadLeak { .. } => "thread leak",
+            Verdict::FdLeak { .. } => "fd leak",
             Verdict::Panicked { .. } => "panicked",
         }
     }
@@ -304,6 +321,9 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
         },
     };
     let mut total = opts.warmup;
+    let watch = |opts: &crate::registry::Options| if opts.resources { resources() } else { None };
+    let mut previous_resources = watch(&opts);
+    let first_resources = previous_resources;
     'rounds: for r in 0..ROUNDS {
         if verdict.is_some() {
             break;
@@ -337,24 +357,58 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
         total += len;
         let after = level(&cycles[start..]);
         let round_grew = grew(previous, after, opts.threshold_bytes, opts.threshold_blocks);
+        let now = watch(&opts);
+        let (threads_grew, fds_grew) = match (previous_resources, now) {
+            (Some(a), Some(b)) => (b.threads > a.threads, b.open_fds > a.open_fds),
+            _ => (false, false),
+        };
+        previous_resources = now;
         let round = Round {
             first: cycles[start].iteration,
             last: cycles[cycles.len() - 1].iteration,
             level_before: previous,
             level_after: after,
             grew: round_grew,
+            resources: now,
+            threads_grew,
+            fds_grew,
         };
         untracked(|| {
             rounds.push(round.clone());
             diff = Some((round_diff, round));
         });
         previous = after;
-        if !round_grew {
+        if !round_grew && !threads_grew && !fds_grew {
             verdict = Some(Verdict::Clean);
             break;
         }
     }
-    let verdict = verdict.unwrap_or(Verdict::Leak);
+    let verdict = verdict.unwrap_or_else(|| {
+        // Every round grew in something: whatever grew in all of them leaks.
+        let all = |f: fn(&Round) -> bool| rounds.len() == ROUNDS && rounds.iter().all(f);
+        let measured = rounds
+            .iter()
+            .map(|r| (r.last - r.first + 1) as f64)
+            .sum::<f64>();
+        let last = rounds.last().and_then(|r| r.resources);
+        let rate = |f: fn(&Resources) -> u64| match (first_resources, last) {
+            (Some(a), Some(b)) => (f(&b) as f64 - f(&a) as f64) / measured,
+            _ => 0.0,
+        };
+        if all(|r| r.threads_grew) {
+            Verdict::ThreadLeak {
+                per_iteration: rate(|r| r.threads),
+            }
+        } else if all(|r| r.fds_grew) {
+            Verdict::FdLeak {
+                per_iteration: rate(|r| r.open_fds),
+            }
+        } else if all(|r| r.grew) {
+            Verdict::Leak
+        } else {
+            Verdict::Clean
+        }
+    });
     if let Some(reg) = registration {
         let _ = reg.remove();
     }

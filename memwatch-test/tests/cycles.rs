@@ -199,6 +199,35 @@ fn the_cycle_peak_is_exact_on_one_thread() {
     assert!(s1.peak >= s1.cycle_peak);
 }
 
+fn open_files_and_threads_are_counted() {
+    let sample = memwatch_test::resources();
+    if !cfg!(target_os = "linux") {
+        assert_eq!(sample, None, "only Linux is supported");
+        return;
+    }
+    let before = sample.expect("supported on Linux");
+    let file = std::fs::File::open("Cargo.toml").unwrap();
+    assert_eq!(
+        memwatch_test::resources().unwrap().open_fds,
+        before.open_fds + 1
+    );
+    drop(file);
+    assert_eq!(
+        memwatch_test::resources().unwrap().open_fds,
+        before.open_fds
+    );
+
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || rx.recv().ok());
+    assert_eq!(
+        memwatch_test::resources().unwrap().threads,
+        before.threads + 1
+    );
+    drop(tx);
+    t.join().unwrap();
+    assert_eq!(memwatch_test::resources().unwrap().threads, before.threads);
+}
+
 fn main() -> std::process::ExitCode {
     common::run(&[
         (
@@ -232,6 +261,10 @@ fn main() -> std::process::ExitCode {
         (
             "the_cycle_peak_is_exact_on_one_thread",
             the_cycle_peak_is_exact_on_one_thread,
+        ),
+        (
+            "open_files_and_threads_are_counted",
+            open_files_and_threads_are_counted,
         ),
     ])
 }

@@ -24,7 +24,7 @@ fn list_names_every_test_as_libtest_does() {
     assert!(out.status.success());
     let text = stdout(&out);
     let tests: Vec<&str> = text.lines().filter(|l| l.ends_with(": test")).collect();
-    assert_eq!(tests.len(), 20, "{text}");
+    assert_eq!(tests.len(), 25, "{text}");
     assert!(tests.contains(&"box_leak_leaks: test"));
     assert!(tests.contains(&"panicking_body: test"));
     assert!(
@@ -33,7 +33,7 @@ fn list_names_every_test_as_libtest_does() {
     );
 
     let ignored = stdout(&fixtures(&["--list", "--ignored"]));
-    assert_eq!(ignored.lines().filter(|l| l.ends_with(": test")).count(), 1);
+    assert_eq!(ignored.lines().filter(|l| l.ends_with(": test")).count(), 2);
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn filters_skip_and_exact_select_tests() {
     );
     assert!(!text.contains("leak_in_an_async_task_leaks"), "{text}");
     assert!(!text.contains("pure_work_is_clean"), "{text}");
-    assert!(text.contains("7 passed"), "{text}");
+    assert!(text.contains("9 passed"), "{text}");
 
     let exact = stdout(&fixtures(&["--exact", "jitter_is_clean"]));
     assert!(exact.contains("1 passed"), "{exact}");

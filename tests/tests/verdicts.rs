@@ -24,6 +24,10 @@ fn expected() -> BTreeMap<&'static str, (&'static str, Option<f64>)> {
         ("leak_in_an_async_task_leaks", ("leak", Some(1.0))),
         ("task_stuck_on_a_channel_leaks", ("task_leak", None)),
         ("queue_that_doubles_leaks", ("leak", Some(0.0))),
+        ("forgotten_file_leaks", ("fd_leak", None)),
+        ("forgotten_socket_leaks", ("fd_leak", None)),
+        ("closed_file_is_clean", ("clean", None)),
+        ("closed_socket_is_clean", ("clean", None)),
         ("pure_work_is_clean", ("clean", None)),
         ("once_lock_initialisation_is_clean", ("clean", None)),
         ("thread_local_buffer_is_clean", ("clean", None)),
@@ -72,10 +76,32 @@ fn every_verdict_holds_in_50_runs() {
             expected.keys().copied().collect::<Vec<_>>(),
             "run {run}: one report per fixture"
         );
+        // The leaked threads outlive their test: that one runs alone.
+        let alone = Command::new(FIXTURES)
+            .args(["--ignored", "--exact", "detached_thread_leaks"])
+            .env("MEMWATCH_REPORT_DIR", dir.path())
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        assert!(
+            alone.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&alone.stdout)
+        );
+        let threads = read_reports(dir.path());
+        let t = &threads["detached_thread_leaks"];
+        assert_eq!(t["verdict"]["kind"], "thread_leak", "run {run}");
+        assert_eq!(t["verdict"]["per_iteration"], 1.0, "run {run}");
         for (name, (verdict, blocks)) in &expected {
             let r = &reports[*name];
             assert_eq!(r["verdict"]["kind"], *verdict, "run {run}: {name}");
             assert_eq!(r["passed"], true, "run {run}: {name}");
+            if let Some(rate) = r["verdict"]["per_iteration"].as_f64() {
+                assert_eq!(
+                    rate, 1.0,
+                    "run {run}: {name}: one thread or descriptor per iteration"
+                );
+            }
             if let Some(blocks) = blocks {
                 assert_eq!(
                     r["growth_per_iteration"]["blocks"].as_f64(),

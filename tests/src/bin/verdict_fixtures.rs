@@ -103,7 +103,45 @@ fn queue_that_doubles_leaks() {
     QUEUE.lock().unwrap().push_back(42);
 }
 
+/// A worker thread that is never told to stop. Its memory moves while the
+/// cycles sample it, so its diff is no snapshot. The threads it leaks keep
+/// running and change what later tests of the process see (one more
+/// allocation and free per spawned thread), so it runs in a process of its
+/// own: `ignore`d here, run with `--ignored --exact` by `tests/verdicts.rs`.
+#[leak_test(should_leak, snapshot = false, ignore)]
+fn detached_thread_leaks() {
+    // Waits on a channel whose sender is kept forever: it never returns.
+    static SENDERS: Mutex<Vec<std::sync::mpsc::Sender<()>>> = Mutex::new(Vec::new());
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    SENDERS.lock().unwrap().push(tx);
+    std::thread::spawn(move || rx.recv().ok());
+}
+
+#[leak_test(should_leak)]
+fn forgotten_file_leaks() {
+    let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    std::mem::forget(file);
+}
+
+#[leak_test(should_leak)]
+fn forgotten_socket_leaks() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std::mem::forget(listener);
+}
+
 // ---------------------------------------------------------------- clean --
+
+#[leak_test]
+fn closed_file_is_clean() {
+    let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    std::hint::black_box(file.metadata().unwrap().len());
+}
+
+#[leak_test]
+fn closed_socket_is_clean() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std::hint::black_box(listener.local_addr().unwrap());
+}
 
 #[leak_test]
 fn pure_work_is_clean() {
