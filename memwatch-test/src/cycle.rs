@@ -157,7 +157,12 @@ static ENGINE: Mutex<Engine> = Mutex::new(Engine {
 /// Sets the rule the `leak` event follows, and starts its count again.
 ///
 /// ```
-/// memwatch_test::set_leak_rule(memwatch_test::LeakRule { cycles: 3, min_bytes: 1024, min_blocks: 4 });
+/// memwatch_test::set_leak_rule(memwatch_test::LeakRule {
+///     cycles: 3,
+///     min_bytes: 1024,
+///     min_blocks: 4,
+///     warmup: 10,
+/// });
 /// ```
 pub fn set_leak_rule(rule: LeakRule) {
     lock(&ENGINE).detector.set_rule(rule);

@@ -11,8 +11,10 @@ use crate::units::{format_bytes_f64, format_duration};
 /// A cycle *grows* when live bytes rose by at least `min_bytes` since the
 /// previous cycle, or rose at all while live blocks rose by at least
 /// `min_blocks`. A leak is `cycles` growing cycles in a row; any other cycle
-/// starts the count again. The defaults (5 cycles, 64 bytes, 1 block) catch
-/// one leaked block per cycle and ignore a stray byte.
+/// starts the count again. The first `warmup` cycles are not judged: a
+/// program filling its caches and pools after it starts is not leaking.
+/// The defaults (5 cycles, 64 bytes, 1 block, no warm-up: memwatch's
+/// behaviour) catch one leaked block per cycle and ignore a stray byte.
 ///
 /// ```
 /// memwatch_test::set_leak_rule(memwatch_test::LeakRule {
@@ -28,6 +30,8 @@ pub struct LeakRule {
     pub min_bytes: u64,
     /// Growth in blocks that, with any growth in bytes, makes a cycle grow.
     pub min_blocks: u64,
+    /// Cycles at the start that are not judged.
+    pub warmup: u64,
 }
 
 impl LeakRule {
@@ -37,6 +41,7 @@ impl LeakRule {
         cycles: 5,
         min_bytes: 64,
         min_blocks: 1,
+        warmup: 0,
     };
 }
 
@@ -105,6 +110,8 @@ pub(crate) struct Detector {
     prev: Option<Point>,
     start: Option<Point>,
     run: u32,
+    /// Samples seen since the rule was set.
+    seen: u64,
 }
 
 impl Detector {
@@ -114,6 +121,7 @@ impl Detector {
             prev: None,
             start: None,
             run: 0,
+            seen: 0,
         }
     }
 
@@ -121,6 +129,7 @@ impl Detector {
         self.rule = rule;
         self.run = 0;
         self.start = None;
+        self.seen = 0;
     }
 
     fn grows(&self, prev: &Point, now: &Point) -> bool {
@@ -145,7 +154,11 @@ impl Detector {
             blocks,
             at,
         };
+        self.seen += 1;
         let prev = self.prev.replace(now)?;
+        if self.seen <= self.rule.warmup {
+            return None;
+        }
         if !self.grows(&prev, &now) {
             self.run = 0;
             self.start = None;
@@ -289,6 +302,27 @@ mod tests {
         let fired = feed(rule, &samples);
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].0, 4);
+    }
+
+    #[test]
+    fn warm_up_cycles_are_not_judged() {
+        let rule = LeakRule {
+            warmup: 10,
+            ..LeakRule::default()
+        };
+        // Ten cycles of filling, then a plateau: no leak.
+        let fill: Vec<_> = (0..30u64).map(|i| (i.min(10) * 1000, i.min(10))).collect();
+        assert!(feed(rule, &fill).is_empty());
+        assert_eq!(
+            feed(LeakRule::default(), &fill).len(),
+            2,
+            "memwatch's rule fires on a fill"
+        );
+        // Growth after the warm-up is judged as always.
+        let leak: Vec<_> = (0..20u64).map(|i| (i * 100, i)).collect();
+        let fired = feed(rule, &leak);
+        // Samples 1-10 are the warm-up; 11-15 each grow over the one before.
+        assert_eq!(fired[0].0, 15, "warm-up of 10, then 5 growing cycles");
     }
 
     #[test]

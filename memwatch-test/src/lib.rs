@@ -72,6 +72,7 @@ mod cycle;
 mod detector;
 mod diff;
 mod harness;
+mod monitor;
 mod registry;
 mod report;
 mod resources;
@@ -87,6 +88,7 @@ pub use cycle::{
 };
 pub use detector::{Leak, LeakRule};
 pub use diff::{Change, Diff, DiffRow, HeapDiff, HeapSize};
+pub use monitor::Monitor;
 pub use resources::{resources, Resources};
 pub use stats::{counts, is_counting, Counts, Stats};
 pub use tag::tag;

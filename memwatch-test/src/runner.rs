@@ -268,6 +268,7 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
         cycles: 5,
         min_bytes: opts.threshold_bytes,
         min_blocks: opts.threshold_blocks,
+        warmup: 0,
     });
     let mut memwatch_leak = None;
     let mut diff = None;

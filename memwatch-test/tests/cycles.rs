@@ -228,6 +228,32 @@ fn open_files_and_threads_are_counted() {
     assert_eq!(memwatch_test::resources().unwrap().threads, before.threads);
 }
 
+fn a_monitor_runs_cycles_on_a_timer_until_stopped() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let reg = on_stats(move |_| {
+        c.fetch_add(1, Ordering::Relaxed);
+    });
+    let monitor = memwatch_test::Monitor::every(std::time::Duration::from_millis(2));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while calls.load(Ordering::Relaxed) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the monitor did not run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    monitor.stop();
+    let after_stop = calls.load(Ordering::Relaxed);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(reg.remove());
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        after_stop,
+        "no cycle after stop"
+    );
+}
+
 fn main() -> std::process::ExitCode {
     common::run(&[
         (
@@ -265,6 +291,10 @@ fn main() -> std::process::ExitCode {
         (
             "open_files_and_threads_are_counted",
             open_files_and_threads_are_counted,
+        ),
+        (
+            "a_monitor_runs_cycles_on_a_timer_until_stopped",
+            a_monitor_runs_cycles_on_a_timer_until_stopped,
         ),
     ])
 }
