@@ -27,12 +27,13 @@ impl Parse for Arg {
 }
 
 const OPTIONS: &str =
-    "iterations, warmup, threshold_bytes, threshold_blocks, collect, ignore, should_leak, sites, resources, snapshot";
+    "iterations, warmup, duration, threshold_bytes, threshold_blocks, collect, ignore, should_leak, sites, resources, snapshot";
 
 #[derive(Default)]
 struct Options {
     iterations: Option<u32>,
     warmup: Option<u32>,
+    duration_ms: Option<u64>,
     threshold_bytes: Option<u64>,
     threshold_blocks: Option<u64>,
     collect: Option<Path>,
@@ -73,6 +74,26 @@ fn check_min(name: &Ident, lit: &LitInt, min: u64) -> Result<()> {
     Ok(())
 }
 
+/// `duration = "30s"`: a soak test's measured time, at least 10 ms.
+fn duration(arg: &Arg) -> Result<u64> {
+    let Some(Expr::Lit(ExprLit {
+        lit: Lit::Str(s), ..
+    })) = &arg.value
+    else {
+        return Err(Error::new(
+            arg.value.as_ref().map_or(arg.name.span(), |v| v.span()),
+            "`duration` takes a time in quotes, like `duration = \"30s\"`",
+        ));
+    };
+    let d = humantime::parse_duration(&s.value())
+        .map_err(|e| Error::new(s.span(), format!("`{}` is not a duration: {e}", s.value())))?;
+    let ms = d.as_millis();
+    if ms < 10 {
+        return Err(Error::new(s.span(), "a soak test runs for at least 10ms"));
+    }
+    u64::try_from(ms).map_err(|_| Error::new(s.span(), "this duration is too long"))
+}
+
 fn flag(arg: &Arg) -> Result<bool> {
     match &arg.value {
         None => Ok(true),
@@ -102,6 +123,7 @@ fn parse_options(args: TokenStream) -> Result<Options> {
         match name.as_str() {
             "iterations" => o.iterations = Some(int(arg, 2)?),
             "warmup" => o.warmup = Some(int(arg, 0)?),
+            "duration" => o.duration_ms = Some(duration(arg)?),
             "threshold_bytes" => o.threshold_bytes = Some(int(arg, 1)?),
             "threshold_blocks" => o.threshold_blocks = Some(int(arg, 1)?),
             "collect" => match &arg.value {
@@ -216,6 +238,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream
     }
     if let Some(v) = options.warmup {
         fields.push(quote!(warmup: #v,));
+    }
+    if let Some(ms) = options.duration_ms {
+        fields.push(quote!(duration: ::std::option::Option::Some(
+            ::std::time::Duration::from_millis(#ms)
+        ),));
     }
     if let Some(v) = options.threshold_bytes {
         fields.push(quote!(threshold_bytes: #v,));

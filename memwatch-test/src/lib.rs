@@ -164,6 +164,7 @@ struct ReadmeDoctests;
 /// |---|---|---|
 /// | `iterations = N` | 10 | measured iterations of the first round (at least 2) |
 /// | `warmup = N` | 3 | iterations before measuring, for one-time initialisation |
+/// | `duration = "30s"` | none | a soak test: the rounds last this long in all, instead of counting iterations |
 /// | `threshold_bytes = N` | 64 | growth in bytes over a round that counts by itself |
 /// | `threshold_blocks = N` | 1 | growth in blocks that, with any growth in bytes, counts |
 /// | `collect = path` | none | a `fn()` called in every cycle, after the global collectors |

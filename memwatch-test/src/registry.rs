@@ -72,6 +72,9 @@ pub struct Options {
     pub iterations: u32,
     /// Iterations run before measuring, to let one-time work happen.
     pub warmup: u32,
+    /// A soak test: the measured rounds last this long in all, instead of
+    /// counting iterations.
+    pub duration: Option<std::time::Duration>,
     /// Growth in bytes over a round that counts as growth by itself.
     pub threshold_bytes: u64,
     /// Growth in blocks over a round that, with any growth in bytes, counts.
@@ -96,6 +99,7 @@ impl Options {
     pub const DEFAULT: Options = Options {
         iterations: 10,
         warmup: 3,
+        duration: None,
         threshold_bytes: 64,
         threshold_blocks: 1,
         collect: None,

@@ -66,7 +66,8 @@ pub(crate) struct Report<'a> {
     pub iterations: u32,
     pub iterations_run: u32,
     pub duration_ms: f64,
-    /// Collection cycles the test ran (warm-up included).
+    /// Collection cycles the test ran (warm-up included); `cycles` holds at
+    /// most 1024 of a round, evenly thinned in a long soak test.
     pub num_cycles: usize,
     /// Highest live bytes seen during the test.
     pub peak_bytes: u64,
@@ -106,7 +107,7 @@ impl<'a> Report<'a> {
             iterations: test.options.iterations,
             iterations_run: outcome.iterations_run(),
             duration_ms: outcome.duration.as_secs_f64() * 1000.0,
-            num_cycles: outcome.cycles.len(),
+            num_cycles: outcome.iterations_run() as usize,
             peak_bytes: outcome
                 .cycles
                 .iter()
@@ -321,25 +322,16 @@ fn write_rounds(s: &mut String, outcome: &Outcome) {
 
 /// Survivors per measured iteration, runs of equal figures folded together.
 fn write_survivors(s: &mut String, outcome: &Outcome) {
-    // Survivors are kept by collection cycle; name them by iteration.
-    let iteration_of = |cycle: u64| {
-        outcome
-            .cycles
-            .iter()
-            .find(|c| c.stats.num_cycles == cycle)
-            .map_or(0, |c| c.iteration)
-    };
+    // Survivors are kept by collection cycle; iteration k ends cycle
+    // `baseline_cycle + k`.
+    let iteration_of = |cycle: u64| cycle.saturating_sub(outcome.baseline_cycle) as u32;
     let live: Vec<(u32, i64, i64)> = outcome
         .survivors
         .iter()
         .filter(|c| c.blocks != 0)
         .map(|c| (iteration_of(c.cycle), c.blocks, c.bytes))
         .collect();
-    let measured = outcome
-        .cycles
-        .iter()
-        .filter(|c| c.phase == crate::runner::Phase::Measured)
-        .count();
+    let measured = outcome.measured_iterations();
     let _ = writeln!(
         s,
         "  survivors (blocks allocated in a measured iteration and still live at the end): \

@@ -140,6 +140,9 @@ pub(crate) struct Outcome {
     pub duration: Duration,
     /// Live heap right before the first measured iteration.
     pub start: Level,
+    /// The collection cycle closed before the first iteration: iteration
+    /// `k` ends with cycle `baseline_cycle + k`.
+    pub baseline_cycle: u64,
     /// Where the survivors were allocated, when a capture run was made.
     pub sites: Option<SiteReport>,
     /// The DHAT viewer file of the capture run, when one was written.
@@ -167,6 +170,16 @@ impl Outcome {
         let bytes = last.stats.current_base as f64 - before.bytes as f64;
         let blocks = last.stats.live_blocks as f64 - before.blocks as f64;
         (bytes / n, blocks / n)
+    }
+
+    /// Measured iterations run (records may have been thinned).
+    pub(crate) fn measured_iterations(&self) -> u32 {
+        let warmup = self
+            .cycles
+            .iter()
+            .filter(|c| c.phase == Phase::Warmup)
+            .count() as u32;
+        self.iterations_run().saturating_sub(warmup)
     }
 
     pub(crate) fn iterations_run(&self) -> u32 {
@@ -239,6 +252,24 @@ fn settle(rt: &tokio::runtime::Runtime) -> usize {
     metrics.num_alive_tasks()
 }
 
+/// Records kept per round: a soak test may run millions of cycles.
+const MAX_ROUND_RECORDS: usize = 1024;
+
+/// When the records of `round` pass [`MAX_ROUND_RECORDS`], drops every
+/// other one of them but the last few (the level is read from those).
+fn thin(cycles: &mut Vec<CycleRecord>, round: u32) {
+    let first = cycles.iter().position(|c| c.round == round).unwrap_or(0);
+    if round == 0 || cycles.len() - first <= MAX_ROUND_RECORDS {
+        return;
+    }
+    let (n, mut i) = (cycles.len(), 0);
+    cycles.retain(|_| {
+        let keep = i < first || i + 3 >= n || (i - first) % 2 == 0;
+        i += 1;
+        keep
+    });
+}
+
 /// The level over the last quarter (1 to 3 cycles) of `cycles`.
 fn level(cycles: &[CycleRecord]) -> Level {
     let q = (cycles.len() / 4).clamp(1, 3).min(cycles.len());
@@ -288,7 +319,8 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
                     iteration,
                     round,
                     stats,
-                })
+                });
+                thin(cycles, round);
             });
             match pending {
                 Err(message) => Some(Verdict::Panicked { iteration, message }),
@@ -336,7 +368,20 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
         };
         let start = cycles.len();
         let hd = HeapDiff::new();
-        for _ in 0..len {
+        // A soak test's rounds last 1/7, 2/7 and 4/7 of its duration.
+        let until = opts
+            .duration
+            .map(|d| Instant::now() + d.mul_f64((1u32 << r) as f64 / 7.0));
+        let mut done = 0u32;
+        loop {
+            let more = match until {
+                Some(t) => done < 2 || Instant::now() < t,
+                None => done < len,
+            };
+            if !more {
+                break;
+            }
+            done += 1;
             if let Some(v) = step(&mut exec, Phase::Measured, r as u32 + 1, &mut cycles) {
                 verdict = Some(v);
                 break 'rounds;
@@ -355,7 +400,7 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
             });
         }
         let round_diff = hd.end();
-        total += len;
+        total += done;
         let after = level(&cycles[start..]);
         let round_grew = grew(previous, after, opts.threshold_bytes, opts.threshold_blocks);
         let now = watch(&opts);
@@ -379,7 +424,9 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
             diff = Some((round_diff, round));
         });
         previous = after;
-        if !round_grew && !threads_grew && !fds_grew {
+        // A soak test runs its whole duration; a counted one stops at the
+        // first round that grew in nothing.
+        if !round_grew && !threads_grew && !fds_grew && opts.duration.is_none() {
             verdict = Some(Verdict::Clean);
             break;
         }
@@ -437,6 +484,7 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
         survivors,
         duration: started.elapsed(),
         start: start_level,
+        baseline_cycle: baseline.num_cycles,
         sites: None,
         dhat_file: None,
     }

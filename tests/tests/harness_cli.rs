@@ -24,7 +24,7 @@ fn list_names_every_test_as_libtest_does() {
     assert!(out.status.success());
     let text = stdout(&out);
     let tests: Vec<&str> = text.lines().filter(|l| l.ends_with(": test")).collect();
-    assert_eq!(tests.len(), 25, "{text}");
+    assert_eq!(tests.len(), 27, "{text}");
     assert!(tests.contains(&"box_leak_leaks: test"));
     assert!(tests.contains(&"panicking_body: test"));
     assert!(
@@ -33,7 +33,7 @@ fn list_names_every_test_as_libtest_does() {
     );
 
     let ignored = stdout(&fixtures(&["--list", "--ignored"]));
-    assert_eq!(ignored.lines().filter(|l| l.ends_with(": test")).count(), 2);
+    assert_eq!(ignored.lines().filter(|l| l.ends_with(": test")).count(), 4);
 }
 
 #[test]
@@ -97,4 +97,42 @@ fn a_panicking_body_fails_with_no_verdict() {
     assert_eq!(report["verdict"]["kind"], "panicked");
     assert_eq!(report["verdict"]["iteration"], 5);
     assert_eq!(report["passed"], false);
+}
+
+#[test]
+fn soak_tests_run_for_their_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(FIXTURES)
+        .args(["--ignored", "soak_"])
+        .env("CI", "true")
+        .env("MEMWATCH_REPORT_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.path().join(format!("{name}.json"))).unwrap())
+            .unwrap()
+    };
+    for (name, verdict) in [
+        ("soak_leak_is_caught", "leak"),
+        ("soak_clean_runs_its_duration", "clean"),
+    ] {
+        let r = read(name);
+        assert_eq!(r["verdict"]["kind"], verdict, "{name}");
+        assert_eq!(
+            r["rounds"].as_array().unwrap().len(),
+            3,
+            "{name}: all three rounds"
+        );
+        assert!(
+            r["duration_ms"].as_f64().unwrap() >= 350.0,
+            "{name}: {}",
+            r["duration_ms"]
+        );
+        // Rounds by time double like rounds by count: the third is longest.
+        let rounds = r["rounds"].as_array().unwrap();
+        let len =
+            |i: usize| rounds[i]["last"].as_u64().unwrap() - rounds[i]["first"].as_u64().unwrap();
+        assert!(len(2) > len(0), "{name}: {rounds:?}");
+    }
 }

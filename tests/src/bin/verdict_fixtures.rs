@@ -288,6 +288,20 @@ async fn async_tasks_that_finish_are_clean() {
 
 // ------------------------------------------------- run only on request --
 
+static SOAKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// A soak test: rounds by time, not by count.
+#[leak_test(should_leak, duration = "350ms", snapshot = false, ignore)]
+fn soak_leak_is_caught() {
+    SOAKED.lock().unwrap().push("kept".to_owned());
+}
+
+/// A soak test runs its whole duration even when it is clean.
+#[leak_test(duration = "350ms", snapshot = false, ignore)]
+fn soak_clean_runs_its_duration() {
+    std::hint::black_box("a,b,c".split(',').map(str::to_owned).collect::<Vec<_>>());
+}
+
 /// Panics in its fifth iteration: the test fails with no verdict.
 #[leak_test(ignore)]
 fn panicking_body() {
