@@ -36,6 +36,19 @@ pub enum Command {
     Accept(SnapshotArgs),
     /// Reject (delete) pending snapshots, all or by name.
     Reject(SnapshotArgs),
+    /// Write one self-contained HTML page from the last run's reports: a
+    /// summary, and a chart of the heap per cycle for each test.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Path to the workspace's (or a package's) Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Where to write the page (default: target/memwatch/report.html).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
 }
 
 /// Which packages, features and profile to build: cargo's own flags.

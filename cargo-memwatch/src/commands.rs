@@ -3,11 +3,11 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cargo::{self, LeakTestRef, TestBinary};
-use crate::cli::{ListArgs, MessageFormat, SnapshotArgs, TestArgs};
+use crate::cli::{ListArgs, MessageFormat, ReportArgs, SnapshotArgs, TestArgs};
 use crate::output;
 use crate::run::{self, Plan};
 use crate::snapshots;
@@ -210,5 +210,23 @@ pub fn accept_or_reject(args: &SnapshotArgs, accept: bool) -> Result<u8> {
     if list.is_empty() {
         println!("no pending snapshots");
     }
+    Ok(SUCCESS)
+}
+
+pub fn report(args: &ReportArgs) -> Result<u8> {
+    let meta = cargo::metadata(args.manifest_path.as_deref())?;
+    let memwatch = meta.target_directory.as_std_path().join("memwatch");
+    let run = crate::html::latest_run(&memwatch)?;
+    let reports = crate::html::read_reports(&run)?;
+    if reports.is_empty() {
+        anyhow::bail!("the last run ({}) has no reports", run.display());
+    }
+    let path = args
+        .output
+        .clone()
+        .unwrap_or_else(|| memwatch.join("report.html"));
+    std::fs::write(&path, crate::html::page(&run, &reports))
+        .with_context(|| format!("could not write {}", path.display()))?;
+    println!("report: {}", path.display());
     Ok(SUCCESS)
 }

@@ -11,6 +11,7 @@ use clap::Parser;
 mod cargo;
 mod cli;
 mod commands;
+mod html;
 mod output;
 mod partition;
 mod run;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         cli::Command::Review(a) => commands::review(a),
         cli::Command::Accept(a) => commands::accept_or_reject(a, true),
         cli::Command::Reject(a) => commands::accept_or_reject(a, false),
+        cli::Command::Report(a) => commands::report(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

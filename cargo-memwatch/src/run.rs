@@ -119,6 +119,8 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
     let binary = &plan.binaries[test.binary];
     let dir = plan.run_dir.join(format!("{index:05}"));
     std::fs::create_dir_all(&dir)?;
+    // The report names the test within its binary; the page wants the id.
+    std::fs::write(dir.join("id"), &test.id)?;
     let out_path = dir.join("output.txt");
     let out = std::fs::File::create(&out_path)?;
     let started = Instant::now();

@@ -1,0 +1,274 @@
+//! `cargo memwatch report`: one self-contained HTML page (no network) from
+//! a run's JSON reports, with an SVG chart of the heap per cycle for each
+//! test, as in node-memwatch's graph.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// The newest `run-*` folder under `<target>/memwatch/`.
+pub fn latest_run(memwatch_dir: &Path) -> Result<PathBuf> {
+    let runs = std::fs::read_dir(memwatch_dir).with_context(|| {
+        format!(
+            "no runs in {}: run `cargo memwatch test` first",
+            memwatch_dir.display()
+        )
+    })?;
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in runs {
+        let entry = entry?;
+        let path = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with("run-") || !path.is_dir() {
+            continue;
+        }
+        let modified = entry.metadata()?.modified()?;
+        if best.as_ref().is_none_or(|(t, _)| modified > *t) {
+            best = Some((modified, path));
+        }
+    }
+    match best {
+        Some((_, path)) => Ok(path),
+        None => bail!(
+            "no runs in {}: run `cargo memwatch test` first",
+            memwatch_dir.display()
+        ),
+    }
+}
+
+/// The JSON reports of a run, in test order.
+pub fn read_reports(run: &Path) -> Result<Vec<Value>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(run)
+        .with_context(|| format!("could not read {}", run.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    let mut reports = Vec::new();
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|x| x == "json") {
+                let bytes = std::fs::read(&path)?;
+                let mut value: Value = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is not a memwatch report", path.display()))?;
+                if let Ok(id) = std::fs::read_to_string(dir.join("id")) {
+                    value["test"] = Value::String(id);
+                }
+                reports.push(value);
+            }
+        }
+    }
+    Ok(reports)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn bytes(n: f64) -> String {
+    let abs = n.abs();
+    let sign = if n < 0.0 { "-" } else { "" };
+    if abs > 1024.0 * 1024.0 {
+        format!("{sign}{:.2} mb", abs / 1024.0 / 1024.0)
+    } else if abs > 1024.0 {
+        format!("{sign}{:.2} kb", abs / 1024.0)
+    } else {
+        format!("{sign}{abs:.0} bytes")
+    }
+}
+
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 220.0;
+const PAD: f64 = 40.0;
+
+/// An SVG line chart of `current_base` and `estimated_base` per cycle.
+fn chart(test: &str, cycles: &[Value]) -> String {
+    let current: Vec<f64> = cycles
+        .iter()
+        .filter_map(|c| c["stats"]["current_base"].as_f64())
+        .collect();
+    let estimated: Vec<f64> = cycles
+        .iter()
+        .filter_map(|c| c["stats"]["estimated_base"].as_f64())
+        .collect();
+    let all = current.iter().chain(&estimated);
+    let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if current.is_empty() {
+        (0.0, 1.0)
+    } else if hi - lo < 1.0 {
+        (lo - 1.0, hi + 1.0)
+    } else {
+        (lo, hi)
+    };
+    let n = current.len().max(2) as f64 - 1.0;
+    let points = |values: &[f64]| {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let x = PAD + i as f64 / n * (WIDTH - 2.0 * PAD);
+                let y = HEIGHT - PAD - (v - lo) / (hi - lo) * (HEIGHT - 2.0 * PAD);
+                format!("{x:.1},{y:.1}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="chart" data-test="{t}" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="live bytes per cycle of {t}">
+<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" class="bg"/>
+<line x1="{PAD}" y1="{b}" x2="{r}" y2="{b}" class="axis"/><line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{b}" class="axis"/>
+<text x="{PAD}" y="{top}" class="label">{hi_label}</text><text x="{PAD}" y="{low}" class="label">{lo_label}</text>
+<text x="{r}" y="{low}" class="label end">{count} cycles</text>
+<polyline class="current" points="{current}"/>
+<polyline class="estimated" points="{estimated}"/>
+</svg>"#,
+        t = esc(test),
+        b = HEIGHT - PAD,
+        r = WIDTH - PAD,
+        top = PAD - 8.0,
+        low = HEIGHT - PAD + 16.0,
+        hi_label = bytes(hi),
+        lo_label = bytes(lo),
+        count = current.len(),
+        current = points(&current),
+        estimated = points(&estimated),
+    );
+    s
+}
+
+fn rows(v: &Value, f: impl Fn(&Value) -> String, limit: usize) -> String {
+    v.as_array()
+        .map(|a| a.iter().take(limit).map(f).collect())
+        .unwrap_or_default()
+}
+
+/// The page.
+pub fn page(run: &Path, reports: &[Value]) -> String {
+    let mut s = String::from(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>memwatch report</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.leak, .thread_leak, .fd_leak, .task_leak, .panicked { color: #b00020; font-weight: bold; }
+.clean { color: #1b7f3b; }
+svg.chart .bg { fill: #fafafa; }
+svg.chart .axis { stroke: #999; }
+svg.chart .label { font-size: 11px; fill: #555; }
+svg.chart .label.end { text-anchor: end; }
+svg.chart .current { fill: none; stroke: #c62828; stroke-width: 2; }
+svg.chart .estimated { fill: none; stroke: #1565c0; stroke-width: 1.5; stroke-dasharray: 4 3; }
+.legend span { display: inline-block; width: 1.5em; height: 0.3em; vertical-align: middle; margin: 0 0.3em 0 1em; }
+section.test { margin-bottom: 2em; }
+</style></head><body>
+<h1>memwatch leak report</h1>
+"#,
+    );
+    let leaking = reports
+        .iter()
+        .filter(|r| r["verdict"]["kind"] != "clean")
+        .count();
+    let _ = writeln!(
+        s,
+        "<p>{} leak tests, {leaking} not clean, from <code>{}</code>.</p>",
+        reports.len(),
+        esc(&run.display().to_string())
+    );
+    s.push_str(
+        "<table class=\"summary\"><tr><th>test</th><th>verdict</th><th>growth per iteration</th>\
+         <th>peak</th><th>cycles</th><th>time</th></tr>\n",
+    );
+    for r in reports {
+        let kind = r["verdict"]["kind"].as_str().unwrap_or("unknown");
+        let g = &r["growth_per_iteration"];
+        let _ = writeln!(
+            s,
+            "<tr><td><a href=\"#{id}\">{t}</a></td><td class=\"{kind}\">{kind}</td><td class=\"num\">{g}, {b:+.2} blocks</td><td class=\"num\">{p}</td><td class=\"num\">{c}</td><td class=\"num\">{ms:.1} ms</td></tr>",
+            id = esc(&anchor(r)),
+            t = esc(r["test"].as_str().unwrap_or("?")),
+            g = bytes(g["bytes"].as_f64().unwrap_or(0.0)),
+            b = g["blocks"].as_f64().unwrap_or(0.0),
+            p = bytes(r["peak_bytes"].as_f64().unwrap_or(0.0)),
+            c = r["num_cycles"].as_u64().unwrap_or(0),
+            ms = r["duration_ms"].as_f64().unwrap_or(0.0),
+        );
+    }
+    s.push_str("</table>\n");
+    s.push_str(
+        "<p class=\"legend\">Live bytes after each collection cycle:<span style=\"background:#c62828\"></span>current_base\
+         <span style=\"background:#1565c0\"></span>estimated_base</p>\n",
+    );
+    for r in reports {
+        let test = r["test"].as_str().unwrap_or("?");
+        let kind = r["verdict"]["kind"].as_str().unwrap_or("unknown");
+        let _ = writeln!(
+            s,
+            "<section class=\"test\" id=\"{id}\"><h2>{t} <span class=\"{kind}\">{kind}</span></h2>",
+            id = esc(&anchor(r)),
+            t = esc(test),
+        );
+        s.push_str(&chart(test, r["cycles"].as_array().map_or(&[][..], |v| v)));
+        let tags = rows(
+            &r["per_iteration"],
+            |row| {
+                format!(
+                    "<tr><td>{}</td><td class=\"num\">+{}</td><td class=\"num\">-{}</td><td class=\"num\">{}</td></tr>",
+                    esc(row["what"].as_str().unwrap_or("?")),
+                    row["+"].as_f64().unwrap_or(0.0),
+                    row["-"].as_f64().unwrap_or(0.0),
+                    bytes(row["size_bytes"].as_f64().unwrap_or(0.0)),
+                )
+            },
+            5,
+        );
+        if !tags.is_empty() {
+            let _ = write!(
+                s,
+                "<table class=\"tags\"><tr><th>tag</th><th>+ per iteration</th><th>- per iteration</th><th>bytes per iteration</th></tr>{tags}</table>"
+            );
+        }
+        let sites = rows(
+            &r["sites"]["sites"],
+            |site| {
+                let f = &site["frame"];
+                format!(
+                    "<tr><td>{}</td><td>{}:{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    esc(f["function"].as_str().unwrap_or("?")),
+                    esc(f["file"].as_str().unwrap_or("?")),
+                    f["line"].as_u64().unwrap_or(0),
+                    site["blocks_per_iteration"].as_f64().unwrap_or(0.0),
+                    bytes(site["bytes_per_iteration"].as_f64().unwrap_or(0.0)),
+                )
+            },
+            5,
+        );
+        if !sites.is_empty() {
+            let _ = write!(
+                s,
+                "<table class=\"sites\"><tr><th>allocated at</th><th>where</th><th>blocks per iteration</th><th>bytes per iteration</th></tr>{sites}</table>"
+            );
+        }
+        s.push_str("</section>\n");
+    }
+    // Marks the page as drawn: one data point per chart line, counted.
+    s.push_str(
+        "<script>\n(function () {\n  var lines = document.querySelectorAll('svg.chart polyline.current');\n  var drawn = 0;\n  lines.forEach(function (l) { if (l.points.numberOfItems > 1) { drawn += 1; } });\n  document.body.setAttribute('data-charts', String(drawn));\n})();\n</script>\n</body></html>\n",
+    );
+    s
+}
+
+fn anchor(r: &Value) -> String {
+    format!(
+        "test-{}",
+        r["test"].as_str().unwrap_or("?").replace("::", "-")
+    )
+}
