@@ -62,6 +62,9 @@ pub(crate) struct Report<'a> {
     pub passed: bool,
     /// `off`, `matched`, `new` or `changed`.
     pub snapshot: SnapshotStatus,
+    /// Threads and open descriptors: `watched`, `off` (`resources =
+    /// false`) or `not supported on this platform`.
+    pub resources: &'static str,
     pub warmup: u32,
     pub iterations: u32,
     pub iterations_run: u32,
@@ -103,6 +106,7 @@ impl<'a> Report<'a> {
             should_leak: test.options.should_leak,
             passed: passed(test, outcome),
             snapshot,
+            resources: resources_state(test),
             warmup: test.options.warmup,
             iterations: test.options.iterations,
             iterations_run: outcome.iterations_run(),
@@ -140,6 +144,17 @@ impl<'a> Report<'a> {
         std::fs::write(&tmp, json)?;
         std::fs::rename(&tmp, &path)?;
         Ok(path)
+    }
+}
+
+/// Whether the test's threads and descriptors were watched.
+pub(crate) fn resources_state(test: &LeakTest) -> &'static str {
+    if !test.options.resources {
+        "off"
+    } else if crate::resources::resources().is_some() {
+        "watched"
+    } else {
+        "not supported on this platform"
     }
 }
 
@@ -260,6 +275,12 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
     }
     if let Some(leak) = &outcome.memwatch_leak {
         let _ = writeln!(s, "  memwatch: {}", leak.reason);
+    }
+    if resources_state(test) == "not supported on this platform" {
+        let _ = writeln!(
+            s,
+            "  threads and open descriptors: not watched, not supported on this platform"
+        );
     }
     write_rounds(&mut s, outcome);
     write_survivors(&mut s, outcome);

@@ -127,6 +127,12 @@ fn the_report_has_the_documented_shape() {
     assert_eq!(reports.len(), 1, "only the selected test ran");
     let r = &reports["box_leak_leaks"];
     assert_eq!(r["version"], 1);
+    let expected = if cfg!(target_os = "linux") {
+        "watched"
+    } else {
+        "not supported on this platform"
+    };
+    assert_eq!(r["resources"], expected);
     for key in [
         "test",
         "file",
@@ -134,6 +140,12 @@ fn the_report_has_the_documented_shape() {
         "verdict",
         "should_leak",
         "passed",
+        "snapshot",
+        "resources",
+        "num_cycles",
+        "peak_bytes",
+        "sites",
+        "dhat_file",
         "warmup",
         "iterations",
         "iterations_run",
