@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::output::bytes;
+
 /// The newest `run-*` folder under `<target>/memwatch/`.
 pub fn latest_run(memwatch_dir: &Path) -> Result<PathBuf> {
     let runs = std::fs::read_dir(memwatch_dir).with_context(|| {
@@ -68,18 +70,6 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn bytes(n: f64) -> String {
-    let abs = n.abs();
-    let sign = if n < 0.0 { "-" } else { "" };
-    if abs > 1024.0 * 1024.0 {
-        format!("{sign}{:.2} mb", abs / 1024.0 / 1024.0)
-    } else if abs > 1024.0 {
-        format!("{sign}{:.2} kb", abs / 1024.0)
-    } else {
-        format!("{sign}{abs:.0} bytes")
-    }
 }
 
 const WIDTH: f64 = 640.0;

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use crate::run::{Status, TestResult};
 
-fn bytes(n: f64) -> String {
+/// A byte count as memwatch writes it: `N bytes`, `X.XX kb`, `X.XX mb`.
+pub(crate) fn bytes(n: f64) -> String {
     let abs = n.abs();
     let sign = if n < 0.0 { "-" } else { "" };
     if abs > 1024.0 * 1024.0 {

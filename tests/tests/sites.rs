@@ -108,40 +108,32 @@ fn the_top_site_is_the_users_function_and_runs_agree() {
     }
 }
 
+/// The report of `static_vec_pushed_to_leaks`, run with or without
+/// `MEMWATCH_SITES`.
+fn static_vec_report(sites: bool) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_verdict_fixtures"));
+    cmd.args(["--exact", "static_vec_pushed_to_leaks"])
+        .env("CI", "true")
+        .env("MEMWATCH_REPORT_DIR", dir.path());
+    if sites {
+        cmd.env("MEMWATCH_SITES", "1");
+    } else {
+        cmd.env_remove("MEMWATCH_SITES");
+    }
+    assert!(cmd.output().unwrap().status.success());
+    let path = dir.path().join("static_vec_pushed_to_leaks.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 #[test]
 fn memwatch_sites_asks_for_sites_on_any_test() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_verdict_fixtures"))
-        .args(["--exact", "static_vec_pushed_to_leaks"])
-        .env("CI", "true")
-        .env("MEMWATCH_SITES", "1")
-        .env("MEMWATCH_REPORT_DIR", dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let report: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("static_vec_pushed_to_leaks.json")).unwrap(),
-    )
-    .unwrap();
+    let report = static_vec_report(true);
     let top = &report["sites"]["sites"][0]["frame"];
     assert_eq!(
         top["function"],
         "verdict_fixtures::static_vec_pushed_to_leaks"
     );
-
     // Without it, a should_leak test that leaks as expected pays no capture.
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_verdict_fixtures"))
-        .args(["--exact", "static_vec_pushed_to_leaks"])
-        .env("CI", "true")
-        .env_remove("MEMWATCH_SITES")
-        .env("MEMWATCH_REPORT_DIR", dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let report: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("static_vec_pushed_to_leaks.json")).unwrap(),
-    )
-    .unwrap();
-    assert!(report["sites"].is_null());
+    assert!(static_vec_report(false)["sites"].is_null());
 }
