@@ -174,6 +174,21 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write");
 }
 
+/// The JSON reports a leak test binary wrote to a `MEMWATCH_REPORT_DIR`,
+/// by test name.
+pub fn read_reports(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    std::fs::read_dir(dir)
+        .expect("a report folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).expect("readable")).expect("JSON");
+            (v["test"].as_str().expect("a test name").to_owned(), v)
+        })
+        .collect()
+}
+
 /// Standard output as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -91,9 +91,7 @@ fn a_panicking_body_fails_with_no_verdict() {
         "{text}"
     );
     assert!(text.contains("no leak verdict"), "{text}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("panicking_body.json")).unwrap())
-            .unwrap();
+    let report = memwatch_e2e::read_reports(dir.path())["panicking_body"].clone();
     assert_eq!(report["verdict"]["kind"], "panicked");
     assert_eq!(report["verdict"]["iteration"], 5);
     assert_eq!(report["passed"], false);
@@ -109,10 +107,8 @@ fn soak_tests_run_for_their_duration() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
-    let read = |name: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(dir.path().join(format!("{name}.json"))).unwrap())
-            .unwrap()
-    };
+    let reports = memwatch_e2e::read_reports(dir.path());
+    let read = |name: &str| reports[name].clone();
     for (name, verdict) in [
         ("soak_leak_is_caught", "leak"),
         ("soak_clean_runs_its_duration", "clean"),

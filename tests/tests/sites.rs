@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use memwatch_e2e::read_reports;
 use serde_json::Value;
 
 const FIXTURES: &str = env!("CARGO_BIN_EXE_site_fixtures");
@@ -23,13 +24,9 @@ fn run() -> BTreeMap<String, Value> {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| {
-            let v: Value =
-                serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
-            (v["test"].as_str().unwrap().to_owned(), v["sites"].clone())
-        })
+    read_reports(dir.path())
+        .into_iter()
+        .map(|(test, report)| (test, report["sites"].clone()))
         .collect()
 }
 
@@ -122,8 +119,7 @@ fn static_vec_report(sites: bool) -> Value {
         cmd.env_remove("MEMWATCH_SITES");
     }
     assert!(cmd.output().unwrap().status.success());
-    let path = dir.path().join("static_vec_pushed_to_leaks.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    read_reports(dir.path())["static_vec_pushed_to_leaks"].clone()
 }
 
 #[test]

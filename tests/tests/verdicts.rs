@@ -3,10 +3,9 @@
 //! snapshot in every run: zero flaky verdicts.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
+use memwatch_e2e::read_reports;
 
 const RUNS: usize = 50;
 const FIXTURES: &str = env!("CARGO_BIN_EXE_verdict_fixtures");
@@ -39,18 +38,6 @@ fn expected() -> BTreeMap<&'static str, (&'static str, Option<f64>)> {
         ("work_in_a_joined_thread_is_clean", ("clean", None)),
         ("async_tasks_that_finish_are_clean", ("clean", None)),
     ])
-}
-
-fn read_reports(dir: &Path) -> BTreeMap<String, Value> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| {
-            let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-            (v["test"].as_str().unwrap().to_owned(), v)
-        })
-        .collect()
 }
 
 #[test]
