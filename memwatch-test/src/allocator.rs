@@ -518,6 +518,10 @@ unsafe fn header_of(user: *mut u8) -> *mut Header {
 }
 
 impl<A: GlobalAlloc> Alloc<A> {
+    /// `alloc` and `alloc_zeroed`.
+    ///
+    /// # Safety
+    /// Same contract as [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
     #[inline(always)]
     unsafe fn alloc_impl(&self, layout: Layout, zeroed: bool) -> *mut u8 {
         let Some(outer) = outer_layout(layout.size(), layout.align()) else {
