@@ -531,8 +531,9 @@ impl<A: GlobalAlloc> Alloc<A> {
         let local = local();
         let depth = local.depth.get();
         let word = EPOCH.load(Relaxed);
-        let via_dhat = word & DHAT_BIT != 0 && depth == 0;
-        let base = if via_dhat {
+        // Capture and DHAT apply to counted allocations only.
+        let modes = if depth == 0 { word & MODE_BITS } else { 0 };
+        let base = if modes & DHAT_BIT != 0 {
             dhat_alloc(local, outer, zeroed)
         } else {
             // SAFETY: `outer` has a non-zero size (it includes the header).
@@ -552,14 +553,11 @@ impl<A: GlobalAlloc> Alloc<A> {
         let epoch = word & !MODE_BITS;
         let tag = local.tag.get();
         let mark = if depth == 0 { TRACKED } else { UNTRACKED };
-        let mut site = if word & CAPTURE_BIT != 0 && depth == 0 {
-            capture_site(local, layout.size() as u64)
-        } else {
+        let site = if modes == 0 {
             0
+        } else {
+            special_site(local, modes, layout.size() as u64)
         };
-        if via_dhat {
-            site |= VIA_DHAT;
-        }
         // SAFETY: the header lies inside the block, before `user`.
         unsafe {
             header_of(user).write(Header {
@@ -749,6 +747,21 @@ static SITES: [SiteSlot; SITE_SLOTS] = [EMPTY_SITE; SITE_SLOTS];
 static GENERATION: AtomicU32 = AtomicU32::new(0);
 /// Blocks of the current window that found no room in the table.
 static UNATTRIBUTED: AtomicU64 = AtomicU64::new(0);
+
+/// The header's `site` field for a block allocated in capture or DHAT mode.
+#[cold]
+fn special_site(local: &Local, modes: u32, size: u64) -> u32 {
+    let site = if modes & CAPTURE_BIT != 0 {
+        capture_site(local, size)
+    } else {
+        0
+    };
+    if modes & DHAT_BIT != 0 {
+        site | VIA_DHAT
+    } else {
+        site
+    }
+}
 
 /// Records the stack of an allocation of `size` bytes; returns its site id
 /// (0 when the table is full). Cold: only while capturing.
