@@ -189,6 +189,32 @@ pub fn read_reports(dir: &Path) -> std::collections::BTreeMap<String, serde_json
         .collect()
 }
 
+/// Runs a leak test binary with `args` as CI would (snapshots compared,
+/// none written) and a fresh `MEMWATCH_REPORT_DIR`, with `env` set and no
+/// `MEMWATCH_SITES` or `MEMWATCH_DHAT` inherited; returns its output and
+/// its JSON reports by test name.
+pub fn run_fixture(
+    exe: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (
+    Output,
+    std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(exe)
+        .args(args)
+        .env("CI", "true")
+        .env("MEMWATCH_REPORT_DIR", dir.path())
+        .env_remove("MEMWATCH_SITES")
+        .env_remove("MEMWATCH_DHAT")
+        .envs(env.iter().copied())
+        .output()
+        .expect("the fixture binary runs");
+    let reports = read_reports(dir.path());
+    (out, reports)
+}
+
 /// Standard output as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -3,6 +3,8 @@
 
 use std::process::{Command, Output};
 
+use memwatch_e2e::run_fixture;
+
 const FIXTURES: &str = env!("CARGO_BIN_EXE_verdict_fixtures");
 
 fn fixtures(args: &[&str]) -> Output {
@@ -77,13 +79,7 @@ fn json_format_is_for_machines() {
 
 #[test]
 fn a_panicking_body_fails_with_no_verdict() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(FIXTURES)
-        .args(["--ignored", "--exact", "panicking_body"])
-        .env("CI", "true")
-        .env("MEMWATCH_REPORT_DIR", dir.path())
-        .output()
-        .unwrap();
+    let (out, reports) = run_fixture(FIXTURES, &["--ignored", "--exact", "panicking_body"], &[]);
     let text = stdout(&out);
     assert!(!out.status.success());
     assert!(
@@ -91,7 +87,7 @@ fn a_panicking_body_fails_with_no_verdict() {
         "{text}"
     );
     assert!(text.contains("no leak verdict"), "{text}");
-    let report = memwatch_e2e::read_reports(dir.path())["panicking_body"].clone();
+    let report = &reports["panicking_body"];
     assert_eq!(report["verdict"]["kind"], "panicked");
     assert_eq!(report["verdict"]["iteration"], 5);
     assert_eq!(report["passed"], false);
@@ -99,15 +95,8 @@ fn a_panicking_body_fails_with_no_verdict() {
 
 #[test]
 fn soak_tests_run_for_their_duration() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(FIXTURES)
-        .args(["--ignored", "soak_"])
-        .env("CI", "true")
-        .env("MEMWATCH_REPORT_DIR", dir.path())
-        .output()
-        .unwrap();
+    let (out, reports) = run_fixture(FIXTURES, &["--ignored", "soak_"], &[]);
     assert!(out.status.success(), "{}", stdout(&out));
-    let reports = memwatch_e2e::read_reports(dir.path());
     let read = |name: &str| reports[name].clone();
     for (name, verdict) in [
         ("soak_leak_is_caught", "leak"),

@@ -3,9 +3,8 @@
 //! function that allocated, and a second run names the same sites.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
-use memwatch_e2e::read_reports;
+use memwatch_e2e::run_fixture;
 use serde_json::Value;
 
 const FIXTURES: &str = env!("CARGO_BIN_EXE_site_fixtures");
@@ -13,18 +12,13 @@ const FIXTURES: &str = env!("CARGO_BIN_EXE_site_fixtures");
 /// Runs every site fixture in a process of its own; returns each test's
 /// `sites` report.
 fn run() -> BTreeMap<String, Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(FIXTURES)
-        .env("MEMWATCH_REPORT_DIR", dir.path())
-        .env("CI", "true")
-        .output()
-        .unwrap();
+    let (out, reports) = run_fixture(FIXTURES, &[], &[]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    read_reports(dir.path())
+    reports
         .into_iter()
         .map(|(test, report)| (test, report["sites"].clone()))
         .collect()
@@ -108,18 +102,18 @@ fn the_top_site_is_the_users_function_and_runs_agree() {
 /// The report of `static_vec_pushed_to_leaks`, run with or without
 /// `MEMWATCH_SITES`.
 fn static_vec_report(sites: bool) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_verdict_fixtures"));
-    cmd.args(["--exact", "static_vec_pushed_to_leaks"])
-        .env("CI", "true")
-        .env("MEMWATCH_REPORT_DIR", dir.path());
-    if sites {
-        cmd.env("MEMWATCH_SITES", "1");
+    let env: &[(&str, &str)] = if sites {
+        &[("MEMWATCH_SITES", "1")]
     } else {
-        cmd.env_remove("MEMWATCH_SITES");
-    }
-    assert!(cmd.output().unwrap().status.success());
-    read_reports(dir.path())["static_vec_pushed_to_leaks"].clone()
+        &[]
+    };
+    let (out, reports) = run_fixture(
+        env!("CARGO_BIN_EXE_verdict_fixtures"),
+        &["--exact", "static_vec_pushed_to_leaks"],
+        env,
+    );
+    assert!(out.status.success());
+    reports["static_vec_pushed_to_leaks"].clone()
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use memwatch_e2e::read_reports;
+use memwatch_e2e::{read_reports, run_fixture};
 
 const RUNS: usize = 50;
 const FIXTURES: &str = env!("CARGO_BIN_EXE_verdict_fixtures");
@@ -44,38 +44,30 @@ fn expected() -> BTreeMap<&'static str, (&'static str, Option<f64>)> {
 fn every_verdict_holds_in_50_runs() {
     let expected = expected();
     for run in 0..RUNS {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(FIXTURES)
-            .env("MEMWATCH_REPORT_DIR", dir.path())
-            // Compare snapshots without writing any.
-            .env("CI", "true")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        // Compare snapshots without writing any.
+        let (out, reports) = run_fixture(FIXTURES, &[], &[]);
         assert!(
             out.status.success(),
-            "run {run} failed:\n{stdout}\n{}",
+            "run {run} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let reports = read_reports(dir.path());
         assert_eq!(
             reports.keys().map(String::as_str).collect::<Vec<_>>(),
             expected.keys().copied().collect::<Vec<_>>(),
             "run {run}: one report per fixture"
         );
         // The leaked threads outlive their test: that one runs alone.
-        let alone = Command::new(FIXTURES)
-            .args(["--ignored", "--exact", "detached_thread_leaks"])
-            .env("MEMWATCH_REPORT_DIR", dir.path())
-            .env("CI", "true")
-            .output()
-            .unwrap();
+        let (alone, threads) = run_fixture(
+            FIXTURES,
+            &["--ignored", "--exact", "detached_thread_leaks"],
+            &[],
+        );
         assert!(
             alone.status.success(),
             "run {run}: {}",
             String::from_utf8_lossy(&alone.stdout)
         );
-        let threads = read_reports(dir.path());
         let t = &threads["detached_thread_leaks"];
         assert_eq!(t["verdict"]["kind"], "thread_leak", "run {run}");
         assert_eq!(t["verdict"]["per_iteration"], 1.0, "run {run}");
@@ -102,6 +94,7 @@ fn every_verdict_holds_in_50_runs() {
 
 #[test]
 fn the_report_has_the_documented_shape() {
+    // Run by hand: this test looks into the report folder itself.
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(FIXTURES)
         .args(["--exact", "box_leak_leaks"])
