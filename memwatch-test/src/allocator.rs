@@ -32,9 +32,11 @@ use std::ptr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
-/// How many recent collection cycles keep their own survivor counters.
-/// Older cycles are folded into one "earlier" figure.
-pub(crate) const EPOCH_WINDOW: usize = 64;
+/// How many recent collection cycles keep their own survivor counters: at
+/// least a leak test's default budget of measured iterations, so that the
+/// decision sees every one of them. Older cycles are folded into one
+/// "earlier" figure. A power of two.
+pub(crate) const EPOCH_WINDOW: usize = 2048;
 /// How many tags can be told apart (id 0 is "untagged"); a power of two.
 pub(crate) const MAX_TAGS: usize = 256;
 
@@ -953,13 +955,13 @@ pub(crate) struct Totals {
 
 pub(crate) fn totals() -> Totals {
     let tags = tags_in_use();
-    let (mut bytes, mut blocks) = (0u64, 0u64);
+    let mut bytes = 0u64;
     let (mut allocs, mut frees, mut added, mut removed) = (0u64, 0u64, 0u64, 0u64);
+    // Live bytes are each slot's net; live blocks are allocations less
+    // frees. Both move with the epoch cells, so the window's buckets need
+    // no summing here.
     for_each_slot(|slot| {
-        for cells in slot.epochs.iter().chain(std::iter::once(&slot.old)) {
-            bytes = bytes.wrapping_add(cells[0].load(Relaxed));
-            blocks = blocks.wrapping_add(cells[1].load(Relaxed));
-        }
+        bytes = bytes.wrapping_add(slot.net.load(Relaxed));
         for t in &slot.tags[..tags] {
             allocs = allocs.wrapping_add(t.allocs.load(Relaxed));
             frees = frees.wrapping_add(t.frees.load(Relaxed));
@@ -969,7 +971,7 @@ pub(crate) fn totals() -> Totals {
     });
     Totals {
         live_bytes: bytes as i64,
-        live_blocks: blocks as i64,
+        live_blocks: allocs.wrapping_sub(frees) as i64,
         allocations: allocs,
         frees,
         bytes_allocated: added,

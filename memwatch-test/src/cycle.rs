@@ -126,7 +126,7 @@ pub fn on_leak(f: impl Fn(&Leak) + Send + Sync + 'static) -> Registration {
 pub struct CycleSurvivors {
     /// The cycle the blocks were allocated in. Cycle `n` is the work between
     /// the `(n - 1)`th collection and the `n`th; `0` stands for every cycle
-    /// older than the last 64, gathered.
+    /// older than the last 2048, gathered.
     pub cycle: u64,
     /// Blocks allocated in that cycle and still live.
     pub blocks: i64,
@@ -280,7 +280,7 @@ impl Engine {
 }
 
 /// Survivors of each finished collection cycle: for every cycle `k` of the
-/// last 64, the blocks and bytes allocated in `k` that are still live now
+/// last 2048, the blocks and bytes allocated in `k` that are still live now
 /// (older cycles gathered in one entry with `cycle: 0`).
 ///
 /// This is how a leak, which leaves survivors in every cycle, is told from
