@@ -27,11 +27,13 @@ impl Parse for Arg {
 }
 
 const OPTIONS: &str =
-    "iterations, warmup, duration, threshold_bytes, threshold_blocks, collect, ignore, should_leak, sites, resources, snapshot";
+    "iterations, max_iterations, time_limit, warmup, duration, threshold_bytes, threshold_blocks, collect, ignore, should_leak, sites, resources, snapshot";
 
 #[derive(Default)]
 struct Options {
     iterations: Option<u32>,
+    max_iterations: Option<u32>,
+    time_limit_ms: Option<u64>,
     warmup: Option<u32>,
     duration_ms: Option<u64>,
     threshold_bytes: Option<u64>,
@@ -74,22 +76,27 @@ fn check_min(name: &Ident, lit: &LitInt, min: u64) -> Result<()> {
     Ok(())
 }
 
-/// `duration = "30s"`: a soak test's measured time, at least 10 ms.
+/// `duration = "30s"` (a soak test's measured time) or `time_limit = "5s"`
+/// (the budget of an ambiguous test): at least 10 ms.
 fn duration(arg: &Arg) -> Result<u64> {
+    let name = &arg.name;
     let Some(Expr::Lit(ExprLit {
         lit: Lit::Str(s), ..
     })) = &arg.value
     else {
         return Err(Error::new(
-            arg.value.as_ref().map_or(arg.name.span(), |v| v.span()),
-            "`duration` takes a time in quotes, like `duration = \"30s\"`",
+            arg.value.as_ref().map_or(name.span(), |v| v.span()),
+            format!("`{name}` takes a time in quotes, like `{name} = \"30s\"`"),
         ));
     };
     let d = humantime::parse_duration(&s.value())
         .map_err(|e| Error::new(s.span(), format!("`{}` is not a duration: {e}", s.value())))?;
     let ms = d.as_millis();
     if ms < 10 {
-        return Err(Error::new(s.span(), "a soak test runs for at least 10ms"));
+        return Err(Error::new(
+            s.span(),
+            format!("`{name}` must be at least 10ms"),
+        ));
     }
     u64::try_from(ms).map_err(|_| Error::new(s.span(), "this duration is too long"))
 }
@@ -122,6 +129,8 @@ fn parse_options(args: TokenStream) -> Result<Options> {
         seen.push(name.clone());
         match name.as_str() {
             "iterations" => o.iterations = Some(int(arg, 2)?),
+            "max_iterations" => o.max_iterations = Some(int(arg, 2)?),
+            "time_limit" => o.time_limit_ms = Some(duration(arg)?),
             "warmup" => o.warmup = Some(int(arg, 0)?),
             "duration" => o.duration_ms = Some(duration(arg)?),
             "threshold_bytes" => o.threshold_bytes = Some(int(arg, 1)?),
@@ -171,7 +180,33 @@ fn parse_options(args: TokenStream) -> Result<Options> {
             }
         }
     }
+    check_budget(&args, &o)?;
     Ok(o)
+}
+
+/// The budget options must make sense together.
+fn check_budget(args: &Punctuated<Arg, Token![,]>, o: &Options) -> Result<()> {
+    let find = |name: &str| args.iter().find(|a| a.name == name);
+    if o.duration_ms.is_some() {
+        for name in ["max_iterations", "time_limit"] {
+            if let Some(arg) = find(name) {
+                return Err(Error::new(
+                    arg.name.span(),
+                    format!("`{name}` has no effect on a soak test: its `duration` is its budget"),
+                ));
+            }
+        }
+    }
+    if let (Some(min), Some(max)) = (o.iterations, o.max_iterations) {
+        if max < min {
+            let arg = find("max_iterations").expect("given");
+            return Err(Error::new(
+                arg.value.as_ref().map_or(arg.name.span(), |v| v.span()),
+                format!("`max_iterations` must be at least `iterations` ({min})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn valid_snapshot_name(name: &str) -> bool {
@@ -235,6 +270,12 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream
     let mut fields = Vec::new();
     if let Some(v) = options.iterations {
         fields.push(quote!(iterations: #v,));
+    }
+    if let Some(v) = options.max_iterations {
+        fields.push(quote!(max_iterations: #v,));
+    }
+    if let Some(ms) = options.time_limit_ms {
+        fields.push(quote!(time_limit: ::std::time::Duration::from_millis(#ms),));
     }
     if let Some(v) = options.warmup {
         fields.push(quote!(warmup: #v,));

@@ -6,8 +6,11 @@
 //! leak test (warm-up, measured iterations, a collection cycle after each,
 //! the heap diff, the verdict) and, side by side, a plain loop running the
 //! body as many times. Both run in this binary with the counting allocator
-//! installed, so the ratio is the price of the harness itself. Reported:
-//! medians over interleaved rounds.
+//! installed, so the ratio is the price of the harness itself. Two more
+//! bodies are ambiguous at the first checkpoint, so the harness runs them
+//! longer: a cache of 128 entries filling up (clean once it is full) and a
+//! leak (run to the budget). Reported: medians over interleaved rounds,
+//! with the iterations each test ran.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -42,6 +45,35 @@ fn medium() {
     black_box(m.len());
 }
 
+static CACHE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A few microseconds: a cache of 128 entries filled two a call, the
+/// oldest dropped; it is full after 64 calls.
+fn filling() {
+    small_work();
+    let mut cache = CACHE.lock().unwrap();
+    for _ in 0..2 {
+        if cache.len() == 128 {
+            cache.remove(0);
+        }
+        let n = cache.len();
+        cache.push(format!("entry-{n}"));
+    }
+}
+
+static KEPT: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// A few microseconds, and a leak: one more `u64` kept per call.
+fn leaking() {
+    small_work();
+    KEPT.lock().unwrap().push(7);
+}
+
+fn small_work() {
+    let v: Vec<String> = (0..20).map(|i| format!("item-{i}")).collect();
+    black_box(v);
+}
+
 macro_rules! leak_test {
     ($name:ident, $body:ident) => {
         static $name: LeakTest = LeakTest {
@@ -61,6 +93,8 @@ macro_rules! leak_test {
 leak_test!(TINY, tiny);
 leak_test!(SMALL, small);
 leak_test!(MEDIUM, medium);
+leak_test!(FILLING, filling);
+leak_test!(LEAKING, leaking);
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -79,16 +113,30 @@ fn main() {
         ("tiny", &TINY, tiny as fn()),
         ("small", &SMALL, small as fn()),
         ("medium", &MEDIUM, medium as fn()),
+        ("filling", &FILLING, filling as fn()),
+        ("leaking", &LEAKING, leaking as fn()),
     ] {
+        // Each run starts with an empty cache and nothing kept.
+        let reset = || {
+            *CACHE.lock().unwrap() = Vec::new();
+            *KEPT.lock().unwrap() = Vec::new();
+        };
+        reset();
         let (passed, iterations) = memwatch_test::__private::run_one(test);
-        assert!(passed, "{name}: the benchmark body must be clean");
+        assert_eq!(
+            passed,
+            name != "leaking",
+            "{name}: every benchmark body but `leaking` is clean"
+        );
         let (mut plain, mut harness) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
+            reset();
             let t = Instant::now();
             for _ in 0..iterations {
                 body();
             }
             plain.push(t.elapsed().as_secs_f64());
+            reset();
             let t = Instant::now();
             black_box(memwatch_test::__private::run_one(test));
             harness.push(t.elapsed().as_secs_f64());

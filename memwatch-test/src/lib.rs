@@ -60,7 +60,7 @@
 //!   `mmap`, not memory a C library gets from its own `malloc`.
 //! - Each block carries a 16-byte header (`align` bytes for alignments
 //!   above 16) in the inner allocator.
-//! - Survivors are kept per cycle for the last 63 cycles; older cycles are
+//! - Survivors are kept per cycle for the last 2047 cycles; older cycles are
 //!   gathered in one figure.
 //! - Up to 254 tag names are told apart; further names share one row.
 #![warn(missing_docs)]
@@ -69,6 +69,7 @@ extern crate self as memwatch_test;
 
 mod allocator;
 mod cycle;
+mod decision;
 mod detector;
 mod diff;
 mod harness;
@@ -145,7 +146,7 @@ struct ReadmeDoctests;
 ///     std::hint::black_box("1,2,3".split(',').map(str::to_owned).collect::<Vec<_>>());
 /// }
 ///
-/// #[leak_test(iterations = 20, warmup = 5, snapshot = false)]
+/// #[leak_test(warmup = 5, max_iterations = 4096, time_limit = "30s", snapshot = false)]
 /// fn cache_stays_bounded() {
 ///     // ...
 /// }
@@ -162,7 +163,9 @@ struct ReadmeDoctests;
 ///
 /// | option | default | meaning |
 /// |---|---|---|
-/// | `iterations = N` | 10 | measured iterations of the first round (at least 2) |
+/// | `iterations = N` | 32 | measured iterations before the first checkpoint, where a clean test stops (at least 2) |
+/// | `max_iterations = N` | 1024 | the budget of a test whose evidence stays ambiguous |
+/// | `time_limit = "10s"` | 10s | the budget in time: no round starts that would end past it |
 /// | `warmup = N` | 3 | iterations before measuring, for one-time initialisation |
 /// | `duration = "30s"` | none | a soak test: the rounds last this long in all, instead of counting iterations |
 /// | `threshold_bytes = N` | 64 | growth in bytes over a round that counts by itself |

@@ -68,8 +68,15 @@ pub enum SnapshotName {
 /// macro.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    /// Measured iterations of the first round.
+    /// Measured iterations before the first checkpoint, where a clean test
+    /// stops (its second half is the first round).
     pub iterations: u32,
+    /// The budget of a test whose evidence stays ambiguous: at most this
+    /// many measured iterations.
+    pub max_iterations: u32,
+    /// The budget in time: no round starts that would, at the pace so far,
+    /// end past this much measured time.
+    pub time_limit: std::time::Duration,
     /// Iterations run before measuring, to let one-time work happen.
     pub warmup: u32,
     /// A soak test: the measured rounds last this long in all, instead of
@@ -94,10 +101,13 @@ pub struct Options {
 }
 
 impl Options {
-    /// The defaults: 10 iterations after 3 warm-up ones; thresholds of 64
-    /// bytes and 1 block.
+    /// The defaults: a first checkpoint after 32 iterations that follow 3
+    /// warm-up ones, a budget of 1024 iterations and 10 seconds; thresholds
+    /// of 64 bytes and 1 block.
     pub const DEFAULT: Options = Options {
-        iterations: 10,
+        iterations: 32,
+        max_iterations: crate::decision::DEFAULT_MAX_ITERATIONS,
+        time_limit: crate::decision::DEFAULT_TIME_LIMIT,
         warmup: 3,
         duration: None,
         threshold_bytes: 64,

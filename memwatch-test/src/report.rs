@@ -8,16 +8,17 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::cycle::CycleSurvivors;
+use crate::decision::{Exhausted, Growth as Source, Judgement, Round, Trace};
 use crate::detector::Leak;
 use crate::diff::{Diff, DiffRow};
 use crate::harness::SnapshotStatus;
 use crate::registry::LeakTest;
-use crate::runner::{CycleRecord, Outcome, Round, Verdict, ROUNDS};
+use crate::runner::{CycleRecord, Outcome, Verdict};
 use crate::sites::SiteReport;
 use crate::units::{format_bytes, format_bytes_f64};
 
 /// Version of the JSON report format; bumped on incompatible changes.
-pub(crate) const REPORT_VERSION: u32 = 1;
+pub(crate) const REPORT_VERSION: u32 = 2;
 
 /// One row of the per-iteration heap diff.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -76,6 +77,8 @@ pub(crate) struct Report<'a> {
     pub peak_bytes: u64,
     pub growth_per_iteration: Growth,
     pub rounds: &'a [Round],
+    /// The decision, why it was made, and the evidence it read.
+    pub decision: Decision<'a>,
     pub memwatch_leak: Option<&'a Leak>,
     pub per_iteration: Vec<PerIteration>,
     pub diff: Option<&'a Diff>,
@@ -85,6 +88,22 @@ pub(crate) struct Report<'a> {
     /// The DHAT viewer file of a leaking test, with `MEMWATCH_DHAT`.
     pub dhat_file: Option<&'a Path>,
     pub cycles: &'a [CycleRecord],
+}
+
+/// The decision of a run: its budget, what it called and why, and the
+/// evidence, which replays to the same call.
+#[derive(Debug, Serialize)]
+pub(crate) struct Decision<'a> {
+    /// Measured iterations before the first checkpoint.
+    pub iterations: u32,
+    pub max_iterations: u32,
+    pub time_limit_ms: f64,
+    /// Time spent past the first checkpoint because the evidence there was
+    /// ambiguous.
+    pub extended_ms: f64,
+    #[serde(flatten)]
+    pub judgement: Option<&'a Judgement>,
+    pub evidence: &'a Trace,
 }
 
 /// Bytes and blocks per iteration.
@@ -119,7 +138,15 @@ impl<'a> Report<'a> {
                 .max()
                 .unwrap_or(0),
             growth_per_iteration: Growth { bytes, blocks },
-            rounds: &outcome.rounds,
+            rounds: outcome.rounds(),
+            decision: Decision {
+                iterations: test.options.iterations,
+                max_iterations: test.options.max_iterations,
+                time_limit_ms: test.options.time_limit.as_secs_f64() * 1000.0,
+                extended_ms: outcome.extended.as_secs_f64() * 1000.0,
+                judgement: outcome.judgement.as_ref(),
+                evidence: &outcome.trace,
+            },
             memwatch_leak: outcome.memwatch_leak.as_ref(),
             per_iteration: outcome
                 .diff
@@ -218,11 +245,10 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
         Verdict::Clean => {
             let _ = writeln!(
                 s,
-                "expected a leak (should_leak), but the heap stopped growing: round {} of {} \
-                 did not grow.",
-                outcome.rounds.len(),
-                ROUNDS
+                "expected a leak (should_leak), but it is clean: {}.",
+                reason(outcome)
             );
+            write_evidence(&mut s, test, outcome);
             write_rounds(&mut s, outcome);
             return s;
         }
@@ -250,26 +276,28 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
             };
             let _ = writeln!(
                 s,
-                "{what} grew in each of {ROUNDS} rounds ({} iterations after {} warm-up): \
-                 {} per iteration.\n{hint}",
-                outcome.iterations_run() - o.warmup,
-                o.warmup,
+                "{what} grew: {} per iteration ({} measured iterations after {} warm-up); {}.\n{hint}",
                 number(*per_iteration),
+                outcome.measured_iterations(),
+                o.warmup,
+                reason(outcome),
             );
         }
         Verdict::Leak => {
             let (bytes, blocks) = outcome.growth_per_iteration();
             let _ = writeln!(
                 s,
-                "memory leak: the heap grew in each of {ROUNDS} rounds ({} iterations after {} \
-                 warm-up): {} and {} block(s) per iteration.",
-                outcome.iterations_run() - o.warmup,
-                o.warmup,
+                "memory leak: {} and {} block(s) per iteration over {} measured iterations \
+                 after {} warm-up.\nWhy: {}.",
                 signed_bytes(bytes),
                 number(blocks),
+                outcome.measured_iterations(),
+                o.warmup,
+                reason(outcome),
             );
         }
     }
+    write_evidence(&mut s, test, outcome);
     if test.options.should_leak {
         return s;
     }
@@ -311,22 +339,88 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
     s
 }
 
+/// The decision's sentence.
+fn reason(outcome: &Outcome) -> &str {
+    outcome
+        .judgement
+        .as_ref()
+        .map_or("no decision was reached", |j| j.why.reason.as_str())
+}
+
+/// What the decision rested on, beyond its sentence: survivors, where the
+/// growth came from, and how much longer the run went because of doubt.
+fn write_evidence(s: &mut String, test: &LeakTest, outcome: &Outcome) {
+    let Some(j) = &outcome.judgement else {
+        return;
+    };
+    let w = &j.why;
+    let growth = match w.growth {
+        Source::None => "no growth",
+        Source::NewBlocks => "new blocks",
+        Source::Resizes => "resized blocks (as many blocks, more bytes)",
+    };
+    let _ = writeln!(
+        s,
+        "  evidence: {} of {} measured iterations left blocks that are still live{}; the last \
+         round's growth came from {growth}; {}.",
+        w.survivor_iterations,
+        w.measured,
+        w.oldest_survivor
+            .map(|i| format!(" (the oldest from iteration {i})"))
+            .unwrap_or_default(),
+        if w.end.accumulating {
+            "still growing at the end"
+        } else {
+            "not growing in the last quarter of the run"
+        },
+    );
+    let budget = match w.exhausted {
+        Some(Exhausted::Iterations) => format!(
+            "; it ran to its budget of {} iterations",
+            test.options.max_iterations
+        ),
+        Some(Exhausted::Time) => format!(
+            "; it stopped at its time limit of {} (`time_limit`)",
+            crate::units::format_duration(test.options.time_limit)
+        ),
+        Some(Exhausted::Memory) => format!(
+            "; it stopped when the heap had grown by {}",
+            format_bytes(crate::decision::MAX_GROWTH_BYTES as i64)
+        ),
+        Some(Exhausted::Duration) | None => String::new(),
+    };
+    if w.extra_iterations > 0 {
+        let _ = writeln!(
+            s,
+            "  run longer: the heap still grew at the first checkpoint (iteration {}), so the \
+             harness ran {} more iterations ({}){budget}.",
+            w.first_checkpoint,
+            w.extra_iterations,
+            crate::units::format_duration(outcome.extended),
+        );
+    }
+}
+
 fn write_rounds(s: &mut String, outcome: &Outcome) {
     let _ = writeln!(
         s,
-        "  rounds (live heap at the end of each, least of its last cycles):"
+        "  rounds (measured iterations; the floor is the least live heap from then on):"
     );
-    for r in &outcome.rounds {
+    for r in outcome.rounds() {
+        let from = match r.growth {
+            Source::None => "  (no growth)",
+            Source::NewBlocks => "  new blocks",
+            Source::Resizes => "  resized blocks",
+        };
         let _ = writeln!(
             s,
-            "    iterations {:>3}-{:<3} {} -> {} ({}, {:+} blocks){}",
+            "    iterations {:>4}-{:<4} {} -> {} ({}, {:+} blocks){from}",
             r.first,
             r.last,
-            format_bytes(r.level_before.bytes as i64),
-            format_bytes(r.level_after.bytes as i64),
-            signed_bytes(r.level_after.bytes as f64 - r.level_before.bytes as f64),
-            r.level_after.blocks as i64 - r.level_before.blocks as i64,
-            if r.grew { "" } else { "  (no growth)" },
+            format_bytes(r.floor_before.bytes as i64),
+            format_bytes(r.floor_after.bytes as i64),
+            signed_bytes(r.floor_after.bytes as f64 - r.floor_before.bytes as f64),
+            r.floor_after.blocks as i64 - r.floor_before.blocks as i64,
         );
         if let Some(res) = r.resources {
             let _ = writeln!(
@@ -343,9 +437,12 @@ fn write_rounds(s: &mut String, outcome: &Outcome) {
 
 /// Survivors per measured iteration, runs of equal figures folded together.
 fn write_survivors(s: &mut String, outcome: &Outcome) {
-    // Survivors are kept by collection cycle; iteration k ends cycle
-    // `baseline_cycle + k`.
-    let iteration_of = |cycle: u64| cycle.saturating_sub(outcome.baseline_cycle) as u32;
+    // Survivors are kept by collection cycle; iteration k (warm-up
+    // counted) ends cycle `baseline_cycle + k`. Shown as measured
+    // iterations, as the rounds are.
+    let warmup = outcome.iterations_run() - outcome.measured_iterations();
+    let iteration_of =
+        |cycle: u64| (cycle.saturating_sub(outcome.baseline_cycle) as u32).saturating_sub(warmup);
     let live: Vec<(u32, i64, i64)> = outcome
         .survivors
         .iter()
@@ -356,7 +453,7 @@ fn write_survivors(s: &mut String, outcome: &Outcome) {
     let _ = writeln!(
         s,
         "  survivors (blocks allocated in a measured iteration and still live at the end): \
-         {} of {} iterations left some",
+         {} of {} measured iterations left some",
         live.len(),
         measured
     );
@@ -452,10 +549,12 @@ pub(crate) fn snapshot_text(test: &LeakTest, outcome: &Outcome) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "verdict: {}", outcome.verdict.name());
     if let Some((diff, r)) = &outcome.diff {
+        // Which round was the last depends on how long the evidence stayed
+        // ambiguous, which a loaded machine can change: not named here.
         let _ = writeln!(
             s,
-            "per iteration, by tag (iterations {}-{}, after {} warm-up):",
-            r.first, r.last, test.options.warmup
+            "per iteration, by tag (the last round, after {} warm-up):",
+            test.options.warmup
         );
         let rows = per_iteration(diff, r.last - r.first + 1);
         if rows.is_empty() {

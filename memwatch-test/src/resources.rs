@@ -1,7 +1,7 @@
 //! Resources beyond the heap: the process's threads and open file
 //! descriptors, sampled from `/proc` on Linux.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::allocator::untracked;
 
@@ -13,7 +13,7 @@ use crate::allocator::untracked;
 ///     None => println!("not supported on this platform"),
 /// }
 /// ```
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Resources {
     /// Threads of the process.

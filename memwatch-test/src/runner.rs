@@ -1,26 +1,19 @@
-//! Runs one leak test: warm-up, rounds of measured iterations each followed
-//! by a collection cycle, and the verdict.
+//! Runs one leak test: warm-up, then measured iterations each followed by
+//! a collection cycle, in rounds that double the run, until the decision
+//! ([`crate::decision`]) calls it clean or a leak.
 //!
-//! # The rule
+//! The runner records; it does not judge. After every measured iteration
+//! it keeps the live heap; at the start of the first round and at each
+//! checkpoint the process's threads and descriptors; at each checkpoint the
+//! survivors of the measured iterations and the heap diff of the round.
+//! Then it asks [`decide`] and runs the next round only when told to, while
+//! the budget lasts: `max_iterations`, `time_limit` (no round starts that
+//! would, at the pace so far, end past it) and [`MAX_GROWTH_BYTES`].
 //!
-//! After `warmup` iterations, the body runs in up to [`ROUNDS`] rounds: the
-//! first of `iterations` iterations, each next one as long as everything run
-//! before it, so that the total doubles. The *level* at the end of a stretch
-//! of cycles is the least live bytes and the least live blocks over its last
-//! few cycles (a quarter of it, one to three cycles), which jitter cannot
-//! lift. A round *grows* when its level rose over the previous level (the
-//! warm-up's, or the previous round's) by at least `threshold_bytes`, or rose
-//! at all while live blocks rose by at least `threshold_blocks`.
-//!
-//! - A round that does not grow ends the test: **clean**. One-time
-//!   initialisation happens in the warm-up, and amortised growth or a cache
-//!   filling to its bound stops growing within the doubling rounds.
-//! - Growth in every round is a **leak**: the heap kept growing however long
-//!   the test ran. Because each round doubles the run, a leak that grows in
-//!   steps (a queue that doubles its buffer) steps up in every round too.
-//! - An async body that leaves a spawned task pending after the runtime has
-//!   run out of work is a **leak** of that task, reported as such.
-//! - A body that panics gives no verdict: the test fails and says so.
+//! A soak test (`duration`) runs three rounds of 1/7, 2/7 and 4/7 of its
+//! duration and is decided once, at the end. An async body that leaves a
+//! task pending with nothing left to run is a task leak; a body that panics
+//! gives no verdict.
 //!
 //! memwatch's own rule (growth over 5 consecutive cycles) is applied to the
 //! measured cycles too; when it fires its event is part of the report.
@@ -32,15 +25,16 @@ use serde::Serialize;
 
 use crate::allocator::untracked;
 use crate::cycle::{gc, on_collect, survivors, CycleSurvivors};
+use crate::decision::{
+    decide, Call, Checkpoint, Exhausted, Judgement, Level, Round, Sample, Schedule, Survivor,
+    Thresholds, Trace, MAX_GROWTH_BYTES,
+};
 use crate::detector::{Detector, Leak, LeakRule};
 use crate::diff::{Diff, HeapDiff};
 use crate::registry::{Body, LeakTest};
-use crate::resources::{resources, Resources};
+use crate::resources::resources;
 use crate::sites::{self, SiteReport};
 use crate::stats::Stats;
-
-/// Rounds of measured iterations before growth is called a leak.
-pub(crate) const ROUNDS: usize = 3;
 
 /// Which part of the run a cycle belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,30 +55,6 @@ pub(crate) struct CycleRecord {
     pub stats: Stats,
 }
 
-/// Live bytes and blocks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub(crate) struct Level {
-    pub bytes: u64,
-    pub blocks: u64,
-}
-
-/// One round of measured iterations.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Round {
-    /// Iterations `first..=last` (1-based, counting warm-up).
-    pub first: u32,
-    pub last: u32,
-    pub level_before: Level,
-    pub level_after: Level,
-    /// Live memory grew over the round.
-    pub grew: bool,
-    /// Threads and open descriptors at the round's end (`None`: not
-    /// watched, or not supported here).
-    pub resources: Option<Resources>,
-    pub threads_grew: bool,
-    pub fds_grew: bool,
-}
-
 /// How the run ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -96,11 +66,11 @@ pub(crate) enum Verdict {
         pending: usize,
         iteration: u32,
     },
-    /// Threads of the process grew in every round.
+    /// Threads of the process grew in each of the last rounds.
     ThreadLeak {
         per_iteration: f64,
     },
-    /// Open file descriptors grew in every round.
+    /// Open file descriptors grew in each of the last rounds.
     FdLeak {
         per_iteration: f64,
     },
@@ -129,19 +99,27 @@ impl Verdict {
 pub(crate) struct Outcome {
     pub verdict: Verdict,
     pub cycles: Vec<CycleRecord>,
-    pub rounds: Vec<Round>,
+    /// What the decision read: the heap after each measured iteration,
+    /// the checkpoints, the survivors at the last one.
+    pub trace: Trace,
+    /// The last decision, and why (`None` when the body panicked or left a
+    /// task pending before the first checkpoint).
+    pub judgement: Option<Judgement>,
     /// memwatch's 5-cycle rule over the measured cycles, if it fired.
     pub memwatch_leak: Option<Leak>,
     /// The heap diff over the last round (the steady state: for a clean
-    /// test the round that did not grow), and the iterations it spans.
+    /// test the round that did not grow), and the round.
     pub diff: Option<(Diff, Round)>,
     /// Survivors of the measured cycles at the end of the run.
     pub survivors: Vec<CycleSurvivors>,
     pub duration: Duration,
-    /// Live heap right before the first measured iteration.
+    /// Time spent past the first checkpoint, because the evidence there was
+    /// ambiguous.
+    pub extended: Duration,
+    /// Live bytes and blocks just before the first measured iteration.
     pub start: Level,
-    /// The collection cycle closed before the first iteration: iteration
-    /// `k` ends with cycle `baseline_cycle + k`.
+    /// The collection cycle before the test's first iteration: iteration
+    /// `k` ends cycle `baseline_cycle + k`.
     pub baseline_cycle: u64,
     /// Where the survivors were allocated, when a capture run was made.
     pub sites: Option<SiteReport>,
@@ -150,15 +128,16 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
+    /// The rounds the last decision judged.
+    pub(crate) fn rounds(&self) -> &[Round] {
+        self.judgement.as_ref().map_or(&[], |j| &j.rounds)
+    }
+
     /// Growth per measured iteration: live bytes and blocks after the last
     /// cycle minus those before the first measured iteration, divided by the
     /// measured iterations.
     pub(crate) fn growth_per_iteration(&self) -> (f64, f64) {
-        let measured = self
-            .cycles
-            .iter()
-            .filter(|c| c.phase == Phase::Measured)
-            .count();
+        let measured = self.measured_iterations();
         let Some(last) = self.cycles.last() else {
             return (0.0, 0.0);
         };
@@ -254,6 +233,8 @@ fn settle(rt: &tokio::runtime::Runtime) -> usize {
 
 /// Records kept per round: a soak test may run millions of cycles.
 const MAX_ROUND_RECORDS: usize = 1024;
+/// Samples kept for the decision; past this, every other older one goes.
+const MAX_SAMPLES: usize = 4096;
 
 /// When the records of `round` pass [`MAX_ROUND_RECORDS`], drops every
 /// other one of them but the last few (the level is read from those).
@@ -270,21 +251,41 @@ fn thin(cycles: &mut Vec<CycleRecord>, round: u32) {
     });
 }
 
-/// The level over the last quarter (1 to 3 cycles) of `cycles`.
-fn level(cycles: &[CycleRecord]) -> Level {
-    let q = (cycles.len() / 4).clamp(1, 3).min(cycles.len());
-    let tail = &cycles[cycles.len() - q..];
-    Level {
-        bytes: tail.iter().map(|c| c.stats.current_base).min().unwrap_or(0),
-        blocks: tail.iter().map(|c| c.stats.live_blocks).min().unwrap_or(0),
+/// Keeps a soak test's samples within [`MAX_SAMPLES`], evenly spread over
+/// the run: only the multiples of a stride stay (the stride doubles as
+/// needed), with every checkpoint and the latest few samples.
+fn thin_samples(samples: &mut Vec<Sample>, stride: &mut u32, checkpoints: &[Checkpoint]) {
+    if samples.len() <= MAX_SAMPLES {
+        return;
     }
+    let n = samples.len();
+    let keep = |i: usize, s: &Sample, stride: u32| {
+        i + 3 >= n
+            || s.iteration % stride == 0
+            || checkpoints.iter().any(|c| c.iteration == s.iteration)
+    };
+    while samples
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| keep(*i, s, *stride))
+        .count()
+        > MAX_SAMPLES / 2
+    {
+        *stride *= 2;
+    }
+    let mut i = 0;
+    samples.retain(|s| {
+        let kept = keep(i, s, *stride);
+        i += 1;
+        kept
+    });
 }
 
-fn grew(before: Level, after: Level, threshold_bytes: u64, threshold_blocks: u64) -> bool {
-    let bytes = after.bytes as i128 - before.bytes as i128;
-    let blocks = after.blocks as i128 - before.blocks as i128;
-    bytes >= threshold_bytes.max(1) as i128
-        || (bytes > 0 && blocks >= threshold_blocks.max(1) as i128)
+/// How the rounds of a run end: at counted checkpoints, or by time.
+enum Rounds {
+    Counted(Schedule),
+    /// A soak test: the instants its three rounds end at.
+    Timed(Vec<Instant>),
 }
 
 /// Runs `test` to its verdict.
@@ -294,7 +295,6 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
     let registration = opts.collect.map(on_collect);
     let mut exec = Executor::new(test.body);
     let mut cycles: Vec<CycleRecord> = Vec::new();
-    let mut rounds: Vec<Round> = Vec::new();
     let mut detector = Detector::new(LeakRule {
         cycles: 5,
         min_bytes: opts.threshold_bytes,
@@ -335,15 +335,7 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
             break;
         }
     }
-    let mut previous = if cycles.is_empty() {
-        Level {
-            bytes: baseline.current_base,
-            blocks: baseline.live_blocks,
-        }
-    } else {
-        level(&cycles)
-    };
-    let start_level = match cycles.last() {
+    let start = match cycles.last() {
         Some(c) => Level {
             bytes: c.stats.current_base,
             blocks: c.stats.live_blocks,
@@ -353,113 +345,151 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
             blocks: baseline.live_blocks,
         },
     };
-    let mut total = opts.warmup;
-    let watch = |opts: &crate::registry::Options| if opts.resources { resources() } else { None };
-    let mut previous_resources = watch(&opts);
-    let first_resources = previous_resources;
-    'rounds: for r in 0..ROUNDS {
-        if verdict.is_some() {
+    let watch = || if opts.resources { resources() } else { None };
+    let mut rounds = match opts.duration {
+        Some(d) => {
+            let now = Instant::now();
+            Rounds::Timed([1, 3, 7].map(|k| now + d.mul_f64(k as f64 / 7.0)).to_vec())
+        }
+        None => Rounds::Counted(Schedule {
+            iterations: opts.iterations,
+            max_iterations: opts.max_iterations,
+        }),
+    };
+    let first_round_after = match &rounds {
+        Rounds::Counted(s) => s.first_round_after(),
+        Rounds::Timed(_) => 0,
+    };
+    let mut trace = untracked(|| Trace {
+        start,
+        samples: Vec::with_capacity(opts.iterations as usize * 2),
+        first_round_after,
+        first_resources: None,
+        checkpoints: Vec::new(),
+        survivors: Vec::new(),
+        thresholds: Thresholds {
+            bytes: opts.threshold_bytes,
+            blocks: opts.threshold_blocks,
+        },
+        exhausted: None,
+    });
+    let mut round_diff = None;
+    if first_round_after == 0 {
+        trace.first_resources = watch();
+        round_diff = Some(HeapDiff::new());
+    }
+    let mut judgement: Option<Judgement> = None;
+    let mut first_checkpoint_at = None;
+    let mut next = match &rounds {
+        Rounds::Counted(s) => s.first(),
+        Rounds::Timed(_) => u32::MAX,
+    };
+    let measuring = Instant::now();
+    let mut measured = 0u32;
+    let mut first_measured_cycle = 0u64;
+    let mut stride = 1u32;
+    let mut round_started = 0u32;
+    while verdict.is_none() {
+        let round = trace.checkpoints.len() as u32 + 1;
+        if let Some(v) = step(&mut exec, Phase::Measured, round, &mut cycles) {
+            verdict = Some(v);
             break;
         }
-        let len = if r == 0 {
-            opts.iterations
-        } else {
-            total.max(1)
-        };
-        let start = cycles.len();
-        let hd = HeapDiff::new();
-        // A soak test's rounds last 1/7, 2/7 and 4/7 of its duration.
-        let until = opts
-            .duration
-            .map(|d| Instant::now() + d.mul_f64((1u32 << r) as f64 / 7.0));
-        let mut done = 0u32;
-        loop {
-            let more = match until {
-                Some(t) => done < 2 || Instant::now() < t,
-                None => done < len,
-            };
-            if !more {
-                break;
-            }
-            done += 1;
-            if let Some(v) = step(&mut exec, Phase::Measured, r as u32 + 1, &mut cycles) {
-                verdict = Some(v);
-                break 'rounds;
-            }
-            let c = &cycles[cycles.len() - 1];
-            // The event's text is the harness's own memory: not counted.
-            untracked(|| {
-                if let Some(leak) = detector.observe(
-                    c.stats.num_cycles,
-                    c.stats.current_base,
-                    c.stats.live_blocks,
-                    SystemTime::now(),
-                ) {
-                    memwatch_leak.get_or_insert(leak);
-                }
-            });
+        measured += 1;
+        let c = &cycles[cycles.len() - 1];
+        let (bytes, blocks, cycle) = (
+            c.stats.current_base,
+            c.stats.live_blocks,
+            c.stats.num_cycles,
+        );
+        if measured == 1 {
+            first_measured_cycle = cycle;
         }
-        let round_diff = hd.end();
-        total += done;
-        let after = level(&cycles[start..]);
-        let round_grew = grew(previous, after, opts.threshold_bytes, opts.threshold_blocks);
-        let now = watch(&opts);
-        let (threads_grew, fds_grew) = match (previous_resources, now) {
-            (Some(a), Some(b)) => (b.threads > a.threads, b.open_fds > a.open_fds),
-            _ => (false, false),
+        // The harness's own records and the event's text: not counted.
+        untracked(|| {
+            trace.samples.push(Sample {
+                iteration: measured,
+                bytes,
+                blocks,
+            });
+            if matches!(rounds, Rounds::Timed(_)) {
+                thin_samples(&mut trace.samples, &mut stride, &trace.checkpoints);
+            }
+            if let Some(leak) = detector.observe(cycle, bytes, blocks, SystemTime::now()) {
+                memwatch_leak.get_or_insert(leak);
+            }
+        });
+        if measured == first_round_after {
+            trace.first_resources = watch();
+            round_diff = Some(HeapDiff::new());
+        }
+        let following = match &mut rounds {
+            Rounds::Counted(s) => {
+                if measured < next {
+                    continue;
+                }
+                s.after(measured)
+            }
+            Rounds::Timed(ends) => {
+                // Every round runs at least two iterations.
+                if Instant::now() < ends[0] || measured - round_started < 2 {
+                    continue;
+                }
+                ends.remove(0);
+                (!ends.is_empty()).then_some(u32::MAX)
+            }
         };
-        previous_resources = now;
-        let round = Round {
-            first: cycles[start].iteration,
-            last: cycles[cycles.len() - 1].iteration,
-            level_before: previous,
-            level_after: after,
-            grew: round_grew,
-            resources: now,
-            threads_grew,
-            fds_grew,
+        round_started = measured;
+        first_checkpoint_at.get_or_insert_with(Instant::now);
+        let checkpoint = Checkpoint {
+            iteration: measured,
+            resources: watch(),
+        };
+        let ended = round_diff.replace(HeapDiff::new()).map(HeapDiff::end);
+        let exhausted = match following {
+            None if matches!(rounds, Rounds::Timed(_)) => Some(Exhausted::Duration),
+            None => Some(Exhausted::Iterations),
+            Some(_) if bytes.saturating_sub(start.bytes) >= MAX_GROWTH_BYTES => {
+                Some(Exhausted::Memory)
+            }
+            Some(n) if matches!(rounds, Rounds::Counted(_)) => {
+                let pace = measuring.elapsed().as_secs_f64() / measured as f64;
+                (pace * n as f64 > opts.time_limit.as_secs_f64()).then_some(Exhausted::Time)
+            }
+            Some(_) => None,
         };
         untracked(|| {
-            rounds.push(round.clone());
-            diff = Some((round_diff, round));
+            trace.checkpoints.push(checkpoint);
+            trace.exhausted = exhausted;
+            trace.survivors = measured_survivors(first_measured_cycle);
         });
-        previous = after;
-        // A soak test runs its whole duration; a counted one stops at the
-        // first round that grew in nothing.
-        if !round_grew && !threads_grew && !fds_grew && opts.duration.is_none() {
-            verdict = Some(Verdict::Clean);
-            break;
+        // A soak test is decided once, at the end of its duration.
+        if matches!(rounds, Rounds::Timed(_)) && exhausted.is_none() {
+            continue;
+        }
+        let j = untracked(|| decide(&trace.evidence()));
+        let call = j.call;
+        untracked(|| {
+            if let (Some(d), Some(r)) = (ended, j.rounds.last()) {
+                diff = Some((d, r.clone()));
+            }
+            judgement = Some(j);
+        });
+        match call {
+            Call::Continue => next = following.unwrap_or(u32::MAX),
+            Call::Clean => verdict = Some(Verdict::Clean),
+            Call::Leak => verdict = Some(Verdict::Leak),
+            Call::ThreadLeak { per_iteration } => {
+                verdict = Some(Verdict::ThreadLeak { per_iteration })
+            }
+            Call::FdLeak { per_iteration } => verdict = Some(Verdict::FdLeak { per_iteration }),
         }
     }
-    let verdict = verdict.unwrap_or_else(|| {
-        // Every round grew in something: whatever grew in all of them leaks.
-        let all = |f: fn(&Round) -> bool| rounds.len() == ROUNDS && rounds.iter().all(f);
-        let measured = rounds
-            .iter()
-            .map(|r| (r.last - r.first + 1) as f64)
-            .sum::<f64>();
-        let last = rounds.last().and_then(|r| r.resources);
-        let rate = |f: fn(&Resources) -> u64| match (first_resources, last) {
-            (Some(a), Some(b)) => (f(&b) as f64 - f(&a) as f64) / measured,
-            _ => 0.0,
-        };
-        if all(|r| r.threads_grew) {
-            Verdict::ThreadLeak {
-                per_iteration: rate(|r| r.threads),
-            }
-        } else if all(|r| r.fds_grew) {
-            Verdict::FdLeak {
-                per_iteration: rate(|r| r.open_fds),
-            }
-        } else if all(|r| r.grew) {
-            Verdict::Leak
-        } else {
-            Verdict::Clean
-        }
-    });
+    let verdict = verdict.unwrap_or(Verdict::Clean);
     if let Some(reg) = registration {
         let _ = reg.remove();
     }
+    drop(round_diff);
 
     // With tokio, the runtime goes before the survivors are read.
     #[allow(clippy::drop_non_drop)]
@@ -469,25 +499,42 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
         .find(|c| c.phase == Phase::Measured)
         .map(|c| c.stats.num_cycles);
     let survivors = match first_measured {
-        Some(first) => survivors()
-            .into_iter()
-            .filter(|s| s.cycle >= first)
-            .collect(),
+        Some(first) => untracked(|| {
+            survivors()
+                .into_iter()
+                .filter(|s| s.cycle >= first)
+                .collect()
+        }),
         None => Vec::new(),
     };
     Outcome {
         verdict,
         cycles,
-        rounds,
+        trace,
+        judgement,
         memwatch_leak,
         diff,
         survivors,
         duration: started.elapsed(),
-        start: start_level,
+        extended: first_checkpoint_at.map_or(Duration::ZERO, |t| t.elapsed()),
+        start,
         baseline_cycle: baseline.num_cycles,
         sites: None,
         dhat_file: None,
     }
+}
+
+/// Survivors of the measured iterations now, by measured iteration.
+fn measured_survivors(first_measured_cycle: u64) -> Vec<Survivor> {
+    survivors()
+        .into_iter()
+        .filter(|s| s.cycle >= first_measured_cycle && s.blocks != 0)
+        .map(|s| Survivor {
+            iteration: (s.cycle - first_measured_cycle + 1) as u32,
+            blocks: s.blocks,
+            bytes: s.bytes,
+        })
+        .collect()
 }
 
 /// What a capture run records.
@@ -549,54 +596,4 @@ pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<Site
     #[allow(clippy::drop_non_drop)]
     drop(exec);
     Ok(sites)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(bytes: u64, blocks: u64) -> CycleRecord {
-        CycleRecord {
-            phase: Phase::Measured,
-            iteration: 0,
-            round: 1,
-            stats: Stats {
-                current_base: bytes,
-                live_blocks: blocks,
-                ..Stats::default()
-            },
-        }
-    }
-
-    #[test]
-    fn the_level_is_the_least_of_the_last_quarter() {
-        let cycles: Vec<_> = [100, 300, 200, 500, 400, 900, 800, 600, 700, 650, 640, 660]
-            .iter()
-            .map(|&b| record(b, b / 100))
-            .collect();
-        assert_eq!(
-            level(&cycles),
-            Level {
-                bytes: 640,
-                blocks: 6
-            }
-        );
-        assert_eq!(level(&cycles[..1]).bytes, 100);
-    }
-
-    #[test]
-    fn growth_needs_the_thresholds() {
-        let l = |bytes, blocks| Level { bytes, blocks };
-        assert!(grew(l(1000, 10), l(1008, 11), 64, 1), "one block");
-        assert!(grew(l(1000, 10), l(1064, 10), 64, 1), "bytes alone");
-        assert!(!grew(l(1000, 10), l(1010, 10), 64, 1), "a few bytes");
-        assert!(
-            !grew(l(1000, 10), l(990, 12), 64, 1),
-            "more blocks, fewer bytes"
-        );
-        assert!(
-            !grew(l(1000, 10), l(1008, 11), 64, 2),
-            "under the block threshold"
-        );
-    }
 }
