@@ -108,7 +108,8 @@ fn a_leak_fails_the_run_and_says_where() {
         "{text}"
     );
     assert!(
-        text.contains("memory leak: the heap grew in each of 3 rounds"),
+        text.contains("and 1 block(s) per iteration over 1024 measured iterations")
+            && text.contains("Why: the heap grew in each of the last 3 rounds"),
         "{text}"
     );
     assert!(text.contains("+1.00 blocks"), "{text}");
