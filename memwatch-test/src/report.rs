@@ -493,7 +493,8 @@ fn write_sites(s: &mut String, report: &SiteReport) {
     if report.sites.is_empty() {
         let _ = writeln!(
             s,
-            "  allocated at: no block of the capture run ({} iterations) was still live",
+            "  allocated at: no block allocated in the capture run ({} iterations) was still \
+             live: what grew was allocated before it and resized since",
             report.iterations
         );
         return;
