@@ -10,10 +10,7 @@ use cargo_metadata::{Message, Metadata, MetadataCommand};
 
 use crate::cli::Selection;
 
-/// The marker `memwatch-test` puts in every binary that links its harness.
-const MARKER: &[u8] = b"memwatch-harness-marker:v1";
-/// The first line a probed memwatch harness prints for `--list`.
-const PROBE_HEADER: &str = "memwatch-harness 1";
+use memwatch_report::probe::{MARKER, PROBE_HEADER};
 
 /// The workspace, read with `cargo metadata`.
 pub fn metadata(manifest_path: Option<&Path>) -> Result<Metadata> {
@@ -233,7 +230,7 @@ fn has_marker(exe: &Path) -> Result<bool> {
 fn list(binary: &TestBinary, include_ignored: bool) -> Result<Option<Vec<String>>> {
     let out = Command::new(&binary.exe)
         .args(["--list", "--format", "terse"])
-        .env("MEMWATCH_PROBE", "1")
+        .env(memwatch_report::env::PROBE, "1")
         .current_dir(&binary.package_dir)
         .stdin(Stdio::null())
         .output()

@@ -11,19 +11,7 @@ use serde_json::{json, Value};
 use crate::run::{Status, TestResult};
 
 /// A byte count as memwatch writes it: `N bytes`, `X.XX kb`, `X.XX mb`.
-pub(crate) fn bytes(n: f64) -> String {
-    let abs = n.abs();
-    let sign = if n < 0.0 { "-" } else { "" };
-    if abs > 1024.0 * 1024.0 {
-        format!("{sign}{:.2} mb", abs / 1024.0 / 1024.0)
-    } else if abs > 1024.0 {
-        format!("{sign}{:.2} kb", abs / 1024.0)
-    } else if abs.fract() == 0.0 {
-        format!("{sign}{abs} bytes")
-    } else {
-        format!("{sign}{abs:.2} bytes")
-    }
-}
+pub(crate) use memwatch_report::format_bytes as bytes;
 
 fn status_word(r: &TestResult) -> String {
     match &r.status {

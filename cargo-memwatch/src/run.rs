@@ -126,14 +126,14 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
     let started = Instant::now();
     let mut command = Command::new(&binary.exe);
     if plan.sites {
-        command.env("MEMWATCH_SITES", "1");
+        command.env(memwatch_report::env::SITES, "1");
     }
     if let Some(dhat) = &plan.dhat {
-        command.env("MEMWATCH_DHAT", dhat);
+        command.env(memwatch_report::env::DHAT, dhat);
     }
     let mut child = command
         .args(["--exact", &test.name, "--include-ignored"])
-        .env("MEMWATCH_REPORT_DIR", &dir)
+        .env(memwatch_report::env::REPORT_DIR, &dir)
         .env("INSTA_WORKSPACE_ROOT", &plan.workspace_root)
         .current_dir(&binary.package_dir)
         .stdin(Stdio::null())

@@ -14,34 +14,19 @@ pub struct Snap {
     pub body: String,
 }
 
-/// Reads and checks a `.snap` or `.snap.new` file.
+/// Reads and checks a `.snap` or `.snap.new` file, in the contract's
+/// snapshot format.
 pub fn parse(path: &Path) -> Result<Snap> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("could not read {}", path.display()))?;
-    let corrupt = |why: &str| anyhow::anyhow!("corrupt snapshot file {}: {why}", path.display());
-    let rest = text
-        .strip_prefix("---\n")
-        .ok_or_else(|| corrupt("it does not start with insta's `---` header"))?;
-    let end = rest
-        .find("\n---\n")
-        .ok_or_else(|| corrupt("its header has no closing `---` line"))?;
-    let header = &rest[..end];
-    let well_formed = header.lines().all(|l| {
-        l.starts_with(' ')
-            || l.split_once(':')
-                .is_some_and(|(k, _)| !k.trim().is_empty() && !k.contains(' '))
-    });
-    if header.trim().is_empty() || !well_formed {
-        return Err(corrupt("its header is not `key: value` lines"));
-    }
-    Ok(Snap {
-        body: rest[end + 5..].trim_end_matches('\n').to_owned(),
-    })
+    let snap = memwatch_report::snapshot::parse(&text)
+        .map_err(|why| anyhow::anyhow!("corrupt snapshot file {}: {why}", path.display()))?;
+    Ok(Snap { body: snap.body })
 }
 
 /// The snapshot folders of the workspace's packages that exist.
 pub fn folders(meta: &Metadata) -> Vec<PathBuf> {
-    if let Some(dir) = std::env::var_os("MEMWATCH_SNAPSHOT_DIR") {
+    if let Some(dir) = std::env::var_os(memwatch_report::env::SNAPSHOT_DIR) {
         return vec![PathBuf::from(dir)];
     }
     let mut dirs: Vec<PathBuf> = meta

@@ -13,23 +13,7 @@ use crate::report::{self, Report};
 use crate::runner::{self, Verdict};
 use crate::units::format_bytes_f64;
 
-/// The environment variable naming the folder for JSON reports.
-pub(crate) const REPORT_DIR_VAR: &str = "MEMWATCH_REPORT_DIR";
-/// With this variable set, every test captures its allocation sites.
-pub(crate) const SITES_VAR: &str = "MEMWATCH_SITES";
-/// A folder: every leaking test writes a DHAT viewer file there.
-pub(crate) const DHAT_VAR: &str = "MEMWATCH_DHAT";
-/// The environment variable that moves the snapshots away from the crate's
-/// `tests/snapshots/`.
-pub(crate) const SNAPSHOT_DIR_VAR: &str = "MEMWATCH_SNAPSHOT_DIR";
-
-/// Bytes that mark a binary as a memwatch harness: `cargo memwatch` looks
-/// for them before it asks a test binary for its list.
-pub(crate) static MARKER: &[u8] = b"memwatch-harness-marker:v1";
-/// With this variable set, `--list` starts with [`PROBE_HEADER`].
-pub(crate) const PROBE_VAR: &str = "MEMWATCH_PROBE";
-/// The first line a memwatch harness prints for `--list` when probed.
-pub(crate) const PROBE_HEADER: &str = "memwatch-harness 1";
+use memwatch_report::{env, probe};
 
 /// What happened to a test's snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -59,10 +43,10 @@ pub fn run_main(manifest_dir: &'static str) -> ExitCode {
     let mut args = Arguments::from_args();
     // Tests share one heap: one at a time, on the main thread.
     args.test_threads = Some(1);
-    std::hint::black_box(MARKER);
-    if args.list && std::env::var_os(PROBE_VAR).is_some() {
+    std::hint::black_box(probe::MARKER);
+    if args.list && std::env::var_os(env::PROBE).is_some() {
         // For cargo memwatch: every test, with its ignore flag, in one call.
-        println!("{PROBE_HEADER}");
+        println!("{}", probe::PROBE_HEADER);
         for test in registry::all() {
             let kind = if test.options.ignore {
                 "ignored"
@@ -73,7 +57,7 @@ pub fn run_main(manifest_dir: &'static str) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let report_dir = std::env::var_os(REPORT_DIR_VAR).map(PathBuf::from);
+    let report_dir = std::env::var_os(env::REPORT_DIR).map(PathBuf::from);
     let summary: Arc<Mutex<Vec<SummaryRow>>> = Arc::default();
     let trials = registry::all()
         .into_iter()
@@ -127,8 +111,8 @@ fn run_trial(
     let leaked = outcome.verdict == Verdict::Leak;
     let want_sites = (leaked && !test.options.should_leak)
         || test.options.sites
-        || std::env::var_os(SITES_VAR).is_some();
-    let dhat_file = std::env::var_os(DHAT_VAR).filter(|_| leaked).map(|dir| {
+        || std::env::var_os(env::SITES).is_some();
+    let dhat_file = std::env::var_os(env::DHAT).filter(|_| leaked).map(|dir| {
         PathBuf::from(dir).join(format!(
             "{}.dhat.json",
             report::file_stem(&test.full_name())
@@ -204,7 +188,7 @@ fn check_snapshot(
         SnapshotName::Default => report::file_stem(&test.full_name()),
         SnapshotName::Named(name) => name.to_owned(),
     };
-    let dir = match std::env::var_os(SNAPSHOT_DIR_VAR) {
+    let dir = match std::env::var_os(env::SNAPSHOT_DIR) {
         Some(dir) => PathBuf::from(dir),
         None => Path::new(manifest_dir).join("tests").join("snapshots"),
     };

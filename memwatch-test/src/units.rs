@@ -2,9 +2,6 @@
 
 use std::time::Duration;
 
-const KIB: f64 = 1024.0;
-const MIB: f64 = 1024.0 * 1024.0;
-
 /// Formats a byte count as node-memwatch does: `N bytes` up to 1 KiB,
 /// `X.XX kb` up to 1 MiB, `X.XX mb` above (binary units). Negative counts
 /// keep their sign.
@@ -21,19 +18,10 @@ pub fn format_bytes(bytes: i64) -> String {
     format_bytes_f64(bytes as f64)
 }
 
-/// [`format_bytes`] for a fractional figure, such as a rate.
+/// [`format_bytes`] for a fractional figure, such as a rate: the
+/// contract's formatter, so that `cargo memwatch` writes sizes the same way.
 pub(crate) fn format_bytes_f64(bytes: f64) -> String {
-    let sign = if bytes < 0.0 { "-" } else { "" };
-    let abs = bytes.abs();
-    if abs > MIB {
-        format!("{sign}{:.2} mb", abs / MIB)
-    } else if abs > KIB {
-        format!("{sign}{:.2} kb", abs / KIB)
-    } else if abs.fract() == 0.0 {
-        format!("{sign}{abs} bytes")
-    } else {
-        format!("{sign}{abs:.2} bytes")
-    }
+    memwatch_report::format_bytes(bytes)
 }
 
 /// Formats a time span for a leak reason: `420µs`, `850ms`, `1.2s`,
