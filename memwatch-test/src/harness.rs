@@ -1,6 +1,5 @@
 //! The libtest-compatible harness behind `memwatch_test::main!()`.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -13,7 +12,7 @@ use crate::report::{self, Report};
 use crate::runner::{self, Verdict};
 use crate::units::format_bytes_f64;
 
-use memwatch_report::{env, probe};
+use memwatch_report::{env, probe, snapshot};
 
 /// What happened to a test's snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -134,7 +133,7 @@ fn run_trial(
     let (snapshot, snapshot_error) = if matches!(outcome.verdict, Verdict::Panicked { .. }) {
         (SnapshotStatus::Off, None)
     } else {
-        check_snapshot(test, manifest_dir, &report::snapshot_text(test, &outcome))
+        untracked(|| check_snapshot(test, manifest_dir, &report::snapshot_text(test, &outcome)))
     };
     let mut failure = None;
     if let Some(dir) = report_dir {
@@ -176,8 +175,17 @@ fn run_trial(
     }
 }
 
-/// Compares the snapshot with insta. Outside CI insta writes a `.snap.new`
-/// for review when it differs or is new; under CI nothing.
+/// Whether this run is under CI: `CI` set to anything but empty, `0` or
+/// `false`. Under CI no snapshot file is ever written.
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}
+
+/// Compares the snapshot with the approved file itself (no assertion, no
+/// panic, nothing printed). Outside CI a new or changed snapshot is written
+/// as `<name>.snap.new` beside the approved one, for review; under CI
+/// nothing is written, whatever `INSTA_UPDATE` says. An approved snapshot
+/// is never overwritten here.
 fn check_snapshot(
     test: &LeakTest,
     manifest_dir: &str,
@@ -192,37 +200,80 @@ fn check_snapshot(
         Some(dir) => PathBuf::from(dir),
         None => Path::new(manifest_dir).join("tests").join("snapshots"),
     };
-    let existed = dir.join(format!("{name}.snap")).is_file();
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(&dir);
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings.set_description(format!(
-        "memwatch leak test {} in {}",
-        test.full_name(),
-        test.file
-    ));
-    let result = untracked(|| {
-        catch_unwind(AssertUnwindSafe(|| {
-            settings.bind(|| insta::assert_snapshot!(name.as_str(), text))
-        }))
-    });
-    if result.is_ok() {
+    let approved_path = dir.join(snapshot::approved_file(&name));
+    let body = text.trim_end_matches('\n');
+    let approved = match std::fs::read_to_string(&approved_path) {
+        Ok(file) => match snapshot::parse(&file) {
+            Ok(snap) => Some(snap.body),
+            Err(why) => {
+                let message = format!(
+                    "the snapshot file {} is corrupt: {why}; fix or delete it",
+                    approved_path.display()
+                );
+                return (SnapshotStatus::Changed, Some(message));
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            let message = format!("could not read {}: {e}", approved_path.display());
+            return (SnapshotStatus::Changed, Some(message));
+        }
+    };
+    if approved.as_deref() == Some(body) {
         return (SnapshotStatus::Matched, None);
     }
-    let status = if existed {
-        SnapshotStatus::Changed
-    } else {
-        SnapshotStatus::New
+    let (status, what) = match approved {
+        Some(_) => (SnapshotStatus::Changed, "changed"),
+        None => (SnapshotStatus::New, "is new"),
     };
-    let what = if existed { "changed" } else { "is new" };
+    let written = if under_ci() {
+        "under CI nothing is written".to_owned()
+    } else {
+        let pending = dir.join(snapshot::pending_file(&name));
+        let description = format!("memwatch leak test {} in {}", test.full_name(), test.file);
+        let file = snapshot::render(test.file, &description, body);
+        match write_atomically(&pending, &file) {
+            Ok(()) => format!("written to {} for review", pending.display()),
+            Err(e) => format!("could not write {}: {e}", pending.display()),
+        }
+    };
+    let shown = match &approved {
+        Some(old) => diff_lines(old, body),
+        None => body.lines().map(|l| format!("+{l}\n")).collect(),
+    };
     let message = format!(
-        "the heap diff snapshot `{name}` {what} (in {}).\n\
-         Review it with `cargo memwatch review` or `cargo insta review`; \
-         under CI nothing is written.\n--- now ---\n{text}",
+        "the heap diff snapshot `{name}` {what} (in {}); {written}.\n\
+         Review it with `cargo memwatch review` or `cargo insta review`.\n\
+         --- approved\n+++ now\n{shown}",
         dir.display()
     );
     (status, Some(message))
+}
+
+/// `old` and `new` line by line: `-` for a line only in `old`, `+` for one
+/// only in `new`, a space for both.
+fn diff_lines(old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .iter_all_changes()
+        .map(|c| {
+            let sign = match c.tag() {
+                similar::ChangeTag::Delete => '-',
+                similar::ChangeTag::Insert => '+',
+                similar::ChangeTag::Equal => ' ',
+            };
+            format!("{sign}{}\n", c.value().trim_end_matches('\n'))
+        })
+        .collect()
+}
+
+/// Writes `path` through a temporary file and a rename, making its folder.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("new.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 fn print_summary(rows: &[SummaryRow]) {

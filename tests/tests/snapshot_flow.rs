@@ -107,3 +107,88 @@ fn an_approved_snapshot_passes_and_a_changed_one_fails_without_being_overwritten
         "the approved snapshot is never overwritten"
     );
 }
+
+#[test]
+fn insta_update_cannot_overwrite_under_ci() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+    std::fs::create_dir_all(&snaps).unwrap();
+    let approved = snaps.join(format!("{TEST}.snap"));
+    let old = "---\nsource: tests/src/bin/verdict_fixtures.rs\n---\nverdict: leak\n";
+    std::fs::write(&approved, old).unwrap();
+    let out = Command::new(FIXTURES)
+        .args(["--exact", TEST])
+        .env("MEMWATCH_SNAPSHOT_DIR", &snaps)
+        .env("CI", "true")
+        .env("INSTA_UPDATE", "always")
+        .env("INSTA_FORCE_PASS", "1")
+        .env_remove("MEMWATCH_REPORT_DIR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a changed snapshot fails under CI");
+    assert_eq!(files(&snaps), vec![format!("{TEST}.snap")]);
+    assert_eq!(std::fs::read_to_string(&approved).unwrap(), old);
+}
+
+#[test]
+fn a_snapshot_failure_prints_a_diff_and_nothing_inside_the_test_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+    std::fs::create_dir_all(&snaps).unwrap();
+    let approved = snaps.join(format!("{TEST}.snap"));
+    std::fs::write(&approved, "---\nsource: x.rs\n---\nverdict: leak\n").unwrap();
+    let out = Command::new(FIXTURES)
+        .args(["--exact", TEST])
+        .env("MEMWATCH_SNAPSHOT_DIR", &snaps)
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("CI")
+        .env_remove("MEMWATCH_REPORT_DIR")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.lines().any(|l| l == format!("test {TEST} ... FAILED")),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- approved\n+++ now\n-verdict: leak\n+verdict: clean\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Snapshot Summary") && !err.contains("panicked"),
+        "{text}\n{err}"
+    );
+    // The proposed file names the test's own source, with no line.
+    let pending = std::fs::read_to_string(snaps.join(format!("{TEST}.snap.new"))).unwrap();
+    assert!(
+        pending.starts_with("---\nsource: tests/src/bin/verdict_fixtures.rs\n"),
+        "{pending}"
+    );
+    assert!(!pending.contains("assertion_line"), "{pending}");
+}
+
+#[test]
+fn json_output_stays_one_object_a_line_with_a_new_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(FIXTURES)
+        .args([
+            "--exact",
+            TEST,
+            "--format",
+            "json",
+            "-Z",
+            "unstable-options",
+        ])
+        .env("MEMWATCH_SNAPSHOT_DIR", dir.path().join("snapshots"))
+        .env("CI", "true")
+        .env_remove("MEMWATCH_REPORT_DIR")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(!text.trim().is_empty());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("{e}: {line:?}\n{text}"));
+    }
+}
