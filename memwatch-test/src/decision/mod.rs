@@ -9,31 +9,33 @@
 //! longer. The rule, in the words of the README:
 //!
 //! - **Floors.** The *floor* at iteration `i` is the least live heap (bytes,
-//!   and blocks, apart) seen from `i` to the end of the run, the last three
-//!   samples taken together. It never falls, jitter cannot lift it, and
-//!   what it gains is memory that stayed.
+//!   and blocks, apart) seen from `i` to the end of the run. It never
+//!   falls, a buffer that comes and goes cannot lift it, and what it gains
+//!   is memory that stayed.
 //! - **Rounds.** The run is cut in rounds that double it: after
 //!   `iterations` measured iterations, the first round is its second half;
 //!   each checkpoint after that doubles the run, up to `max_iterations`. A
 //!   round *grew* when the floor rose over it by `threshold_bytes`, or rose
-//!   at all while live blocks rose by `threshold_blocks`.
-//! - **Clean** as soon as a round did not grow, in memory, threads or
-//!   descriptors: the heap was as high at the round's start as it ever was
-//!   after. A clean test stops at its first checkpoint.
-//! - **Run longer** while the last round grew and the budget lasts: a cache
-//!   still filling, a buffer still doubling and a leak look alike until a
-//!   bounded structure reaches its bound.
+//!   at all while live blocks rose by `threshold_blocks`; from new blocks
+//!   when live blocks rose, from resizes when only bytes did.
+//! - **Clean** when the heap gained nothing after the first third of the
+//!   run, and threads and descriptors did not grow in the last round. A
+//!   buffer that doubles is never quiet this way: it steps again each time
+//!   the run doubles.
+//! - **Run longer** otherwise, while the budget lasts: a cache still
+//!   filling, a buffer still doubling and a leak look alike until a bounded
+//!   structure reaches its bound.
 //! - **Threads or descriptors** that grew in each of the last three rounds
 //!   are a thread or fd leak at once: they are scarce, and a pool opens its
 //!   threads and files early.
-//! - **Leak**, once the budget is spent, when the heap grew in each of the
-//!   last three rounds and was still growing at the end: new blocks kept
-//!   arriving (the floor rose over the run's last quarter, and blocks from
-//!   at least two of its iterations are still alive), or the last round's
-//!   growth came from a resize (one iteration's survivors hold at least half
-//!   of it: a buffer or table that doubles once per round). Growth that came
-//!   from new blocks and stopped before the last quarter is a bounded
-//!   structure that filled up: clean.
+//! - **Leak**, once the budget is spent, when new blocks kept arriving (the
+//!   heap grew in each of the last three rounds, the floor rose over the
+//!   run's last quarter with more live blocks, and blocks from at least two of its iterations are
+//!   still alive), or when the heap grew by resizing (growth by resizes in
+//!   at least two of the last three rounds, the latest held at least half
+//!   by one iteration's survivors: the block that was resized). Growth from new
+//!   blocks that stopped before the last quarter is a bounded structure
+//!   that filled up: clean.
 
 mod why;
 
@@ -57,8 +59,6 @@ pub(crate) const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(10);
 /// the harness stops and decides: a leak of a megabyte per iteration must
 /// not take the machine down before its verdict.
 pub(crate) const MAX_GROWTH_BYTES: u64 = 512 << 20;
-/// A round's length in the number of samples whose least is its end level.
-const TAIL: u32 = 1;
 /// How many rounds in a row must grow for a leak.
 pub(crate) const LEAK_ROUNDS: usize = 3;
 
@@ -291,8 +291,8 @@ fn grew(before: Level, after: Level, t: Thresholds) -> bool {
     bytes >= t.bytes.max(1) as i128 || (bytes > 0 && blocks >= t.blocks.max(1) as i128)
 }
 
-/// The floors of a run: `at(i)` is the least live heap from measured
-/// iteration `i - TAIL + 1` on (from the start for `i < TAIL`).
+/// The floors of a run: `at(i)` is the least live heap from the end of
+/// measured iteration `i` on (the start's level included for `i = 0`).
 struct Floors {
     /// Suffix minima of the samples, bytes and blocks apart.
     min: Vec<Level>,
@@ -319,14 +319,13 @@ impl Floors {
         }
     }
 
-    /// The least live heap over samples from iteration `from` on, the
-    /// start's level included when `from` is at or before the start.
-    fn from(&self, from: i64) -> Level {
-        let i = self.iterations.partition_point(|&it| (it as i64) < from);
-        let Some(&min) = self.min.get(i) else {
+    /// The floor at the end of measured iteration `i`.
+    fn at(&self, i: u32) -> Level {
+        let k = self.iterations.partition_point(|&it| it < i);
+        let Some(&min) = self.min.get(k) else {
             return self.start;
         };
-        if from <= 0 {
+        if i == 0 {
             Level {
                 bytes: min.bytes.min(self.start.bytes),
                 blocks: min.blocks.min(self.start.blocks),
@@ -334,11 +333,6 @@ impl Floors {
         } else {
             min
         }
-    }
-
-    /// The floor at the end of iteration `i`.
-    fn at(&self, i: u32) -> Level {
-        self.from(i as i64 - (TAIL as i64 - 1))
     }
 
     /// The latest measured iteration after which the heap still gained a
@@ -421,8 +415,18 @@ pub(crate) fn decide(e: &Evidence<'_>) -> Judgement {
     let still_gaining_after = floors.still_gaining_after(end, t);
     let recent_rounds = &rounds[rounds.len() - rounds.len().min(LEAK_ROUNDS)..];
     let end_state = WhyEnd {
-        accumulating: grew(floors.at(quarter_from), end, t) && recent >= 2,
-        resizing: recent_rounds.iter().filter(|r| r.grew).count() >= 2
+        // New blocks: the block floor itself rose over the last quarter. A
+        // cache turning over leaves survivors in every recent iteration,
+        // and a one-off table resize lifts the byte floor; neither adds
+        // blocks.
+        accumulating: grew(floors.at(quarter_from), end, t)
+            && end.blocks >= floors.at(quarter_from).blocks + t.blocks.max(1)
+            && recent >= 2,
+        resizing: recent_rounds
+            .iter()
+            .filter(|r| r.growth == Growth::Resizes)
+            .count()
+            >= 2
             && gain > 0
             && largest.1 * 2 >= gain,
         resized_in: (largest.1 > 0).then_some(largest.0),

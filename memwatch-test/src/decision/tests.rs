@@ -251,6 +251,27 @@ fn a_cache_that_fills_late_in_the_last_round_stops_being_a_leak() {
 }
 
 #[test]
+fn a_full_cache_whose_table_resizes_late_is_clean() {
+    // What the `lru` crate did with 300 entries in one run of ten: full by
+    // iteration 300, then its hash table reallocated once, in iteration
+    // 900, as its deleted slots ran out. Survivors in every recent
+    // iteration (the cache turns over) and a rising byte floor, but no new
+    // block.
+    let mut cache = lru(300, 1, 48);
+    let mut table: Option<u64> = None;
+    let (call, at, why) = play(move |h, call| {
+        cache(h, call);
+        match table {
+            None => table = Some(h.alloc(4352)),
+            Some(id) if call == 903 => h.realloc(id, 8704),
+            Some(_) => {}
+        }
+    });
+    assert_eq!((call, at), (Call::Clean, 1024), "{}", why.reason);
+    assert!(!why.end.accumulating && !why.end.resizing);
+}
+
+#[test]
 fn a_buffer_growing_to_a_ceiling_is_clean() {
     let mut buf = Buffer::default();
     let (call, at, why) = play(move |h, call| {
