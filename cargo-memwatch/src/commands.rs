@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use memwatch_report::env;
 
 use crate::cargo::{self, LeakTestRef, TestBinary};
 use crate::cli::{ListArgs, MessageFormat, ReportArgs, SnapshotArgs, TestArgs};
@@ -28,7 +29,11 @@ const NO_TESTS: &str = "no leak tests found in this workspace \
 fn read_and_build(args: &ListArgs) -> Result<(cargo_metadata::Metadata, Vec<TestBinary>)> {
     let read = || -> Result<cargo_metadata::Metadata> {
         let meta = cargo::metadata(args.selection.manifest_path.as_deref())?;
-        snapshots::validate(&snapshots::folders(&meta))?;
+        // An empty folder variable is an error before anything runs.
+        for var in [env::REPORT_DIR, env::SNAPSHOT_DIR, env::DHAT] {
+            env::folder(var, meta.workspace_root.as_std_path())?;
+        }
+        snapshots::validate(&snapshots::folders(&meta)?)?;
         Ok(meta)
     };
     let live = || -> Result<Vec<cargo::Built>> {
@@ -134,7 +139,6 @@ pub fn test(args: &TestArgs) -> Result<u8> {
             jobs,
             timeout: Duration::from_secs(args.timeout),
             run_dir: run_dir.clone(),
-            workspace_root: meta.workspace_root.clone().into_std_path_buf(),
             sites: args.sites,
             dhat: args.dhat.then(|| {
                 meta.target_directory
@@ -172,7 +176,7 @@ pub fn test(args: &TestArgs) -> Result<u8> {
 /// snapshot file reads well: nothing changes if one is corrupt.
 fn pending(args: &SnapshotArgs) -> Result<Vec<snapshots::Pending>> {
     let meta = cargo::metadata(args.manifest_path.as_deref())?;
-    let folders = snapshots::folders(&meta);
+    let folders = snapshots::folders(&meta)?;
     snapshots::validate(&folders)?;
     let list = snapshots::pending(&folders, &args.filters)?;
     snapshots::require_matches(&list, &args.filters)?;

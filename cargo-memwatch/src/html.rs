@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
+use memwatch_report::report::{self, Cycle, Report};
 
 use crate::output::bytes;
 
@@ -40,7 +40,7 @@ pub fn latest_run(memwatch_dir: &Path) -> Result<PathBuf> {
 }
 
 /// The JSON reports of a run, in test order.
-pub fn read_reports(run: &Path) -> Result<Vec<Value>> {
+pub fn read_reports(run: &Path) -> Result<Vec<Report>> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(run)
         .with_context(|| format!("could not read {}", run.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -53,10 +53,10 @@ pub fn read_reports(run: &Path) -> Result<Vec<Value>> {
             let path = entry?.path();
             if path.extension().is_some_and(|x| x == "json") {
                 let bytes = std::fs::read(&path)?;
-                let mut value: Value = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("{} is not a memwatch report", path.display()))?;
+                let mut value = report::read(&bytes)
+                    .with_context(|| format!("could not read {}", path.display()))?;
                 if let Ok(id) = std::fs::read_to_string(dir.join("id")) {
-                    value["test"] = Value::String(id);
+                    value.test = id;
                 }
                 reports.push(value);
             }
@@ -77,15 +77,9 @@ const HEIGHT: f64 = 220.0;
 const PAD: f64 = 40.0;
 
 /// An SVG line chart of `current_base` and `estimated_base` per cycle.
-fn chart(test: &str, cycles: &[Value]) -> String {
-    let current: Vec<f64> = cycles
-        .iter()
-        .filter_map(|c| c["stats"]["current_base"].as_f64())
-        .collect();
-    let estimated: Vec<f64> = cycles
-        .iter()
-        .filter_map(|c| c["stats"]["estimated_base"].as_f64())
-        .collect();
+fn chart(test: &str, cycles: &[Cycle]) -> String {
+    let current: Vec<f64> = cycles.iter().map(|c| c.stats.current_base as f64).collect();
+    let estimated: Vec<f64> = cycles.iter().map(|c| c.stats.estimated_base).collect();
     let all = current.iter().chain(&estimated);
     let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let (lo, hi) = if current.is_empty() {
@@ -133,14 +127,22 @@ fn chart(test: &str, cycles: &[Value]) -> String {
     s
 }
 
-fn rows(v: &Value, f: impl Fn(&Value) -> String, limit: usize) -> String {
-    v.as_array()
-        .map(|a| a.iter().take(limit).map(f).collect())
-        .unwrap_or_default()
+fn rows<T>(items: &[T], f: impl Fn(&T) -> String, limit: usize) -> String {
+    items.iter().take(limit).map(f).collect()
+}
+
+/// A verdict's class and words on the page: a known leak is told apart.
+fn verdict_cell(r: &Report) -> (&'static str, String) {
+    let kind = r.verdict.kind();
+    if r.known_leak() {
+        ("known_leak", format!("{kind} (known leak)"))
+    } else {
+        (kind, kind.to_owned())
+    }
 }
 
 /// The page.
-pub fn page(run: &Path, reports: &[Value]) -> String {
+pub fn page(run: &Path, reports: &[Report]) -> String {
     let mut s = String::from(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>memwatch report</title>
@@ -151,6 +153,7 @@ th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .leak, .thread_leak, .fd_leak, .task_leak, .panicked { color: #b00020; font-weight: bold; }
 .clean { color: #1b7f3b; }
+.known_leak { color: #8a5a00; font-weight: bold; }
 svg.chart .bg { fill: #fafafa; }
 svg.chart .axis { stroke: #999; }
 svg.chart .label { font-size: 11px; fill: #555; }
@@ -165,11 +168,13 @@ section.test { margin-bottom: 2em; }
     );
     let leaking = reports
         .iter()
-        .filter(|r| r["verdict"]["kind"] != "clean")
+        .filter(|r| r.verdict.kind() != "clean")
         .count();
+    let known = reports.iter().filter(|r| r.known_leak()).count();
     let _ = writeln!(
         s,
-        "<p>{} leak tests, {leaking} not clean, from <code>{}</code>.</p>",
+        "<p>{} leak tests, {leaking} not clean ({known} of them known leaks, as approved in \
+         their snapshots), from <code>{}</code>.</p>",
         reports.len(),
         esc(&run.display().to_string())
     );
@@ -178,18 +183,18 @@ section.test { margin-bottom: 2em; }
          <th>peak</th><th>cycles</th><th>time</th></tr>\n",
     );
     for r in reports {
-        let kind = r["verdict"]["kind"].as_str().unwrap_or("unknown");
-        let g = &r["growth_per_iteration"];
+        let (class, words) = verdict_cell(r);
+        let g = r.growth_per_iteration;
         let _ = writeln!(
             s,
-            "<tr><td><a href=\"#{id}\">{t}</a></td><td class=\"{kind}\">{kind}</td><td class=\"num\">{g}, {b:+.2} blocks</td><td class=\"num\">{p}</td><td class=\"num\">{c}</td><td class=\"num\">{ms:.1} ms</td></tr>",
+            "<tr><td><a href=\"#{id}\">{t}</a></td><td class=\"{class}\">{words}</td><td class=\"num\">{g}, {b:+.2} blocks</td><td class=\"num\">{p}</td><td class=\"num\">{c}</td><td class=\"num\">{ms:.1} ms</td></tr>",
             id = esc(&anchor(r)),
-            t = esc(r["test"].as_str().unwrap_or("?")),
-            g = bytes(g["bytes"].as_f64().unwrap_or(0.0)),
-            b = g["blocks"].as_f64().unwrap_or(0.0),
-            p = bytes(r["peak_bytes"].as_f64().unwrap_or(0.0)),
-            c = r["num_cycles"].as_u64().unwrap_or(0),
-            ms = r["duration_ms"].as_f64().unwrap_or(0.0),
+            t = esc(&r.test),
+            g = bytes(g.bytes),
+            b = g.blocks,
+            p = bytes(r.peak_bytes as f64),
+            c = r.num_cycles,
+            ms = r.duration_ms,
         );
     }
     s.push_str("</table>\n");
@@ -198,24 +203,24 @@ section.test { margin-bottom: 2em; }
          <span style=\"background:#1565c0\"></span>estimated_base</p>\n",
     );
     for r in reports {
-        let test = r["test"].as_str().unwrap_or("?");
-        let kind = r["verdict"]["kind"].as_str().unwrap_or("unknown");
+        let test = r.test.as_str();
+        let (class, words) = verdict_cell(r);
         let _ = writeln!(
             s,
-            "<section class=\"test\" id=\"{id}\"><h2>{t} <span class=\"{kind}\">{kind}</span></h2>",
+            "<section class=\"test\" id=\"{id}\"><h2>{t} <span class=\"{class}\">{words}</span></h2>",
             id = esc(&anchor(r)),
             t = esc(test),
         );
-        s.push_str(&chart(test, r["cycles"].as_array().map_or(&[][..], |v| v)));
+        s.push_str(&chart(test, &r.cycles));
         let tags = rows(
-            &r["per_iteration"],
+            &r.per_iteration,
             |row| {
                 format!(
                     "<tr><td>{}</td><td class=\"num\">+{}</td><td class=\"num\">-{}</td><td class=\"num\">{}</td></tr>",
-                    esc(row["what"].as_str().unwrap_or("?")),
-                    row["+"].as_f64().unwrap_or(0.0),
-                    row["-"].as_f64().unwrap_or(0.0),
-                    bytes(row["size_bytes"].as_f64().unwrap_or(0.0)),
+                    esc(&row.what),
+                    row.allocated,
+                    row.freed,
+                    bytes(row.size_bytes),
                 )
             },
             5,
@@ -227,16 +232,16 @@ section.test { margin-bottom: 2em; }
             );
         }
         let sites = rows(
-            &r["sites"]["sites"],
+            r.sites.as_ref().map_or(&[][..], |s| &s.sites),
             |site| {
-                let f = &site["frame"];
+                let f = &site.frame;
                 format!(
                     "<tr><td>{}</td><td>{}:{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                    esc(f["function"].as_str().unwrap_or("?")),
-                    esc(f["file"].as_str().unwrap_or("?")),
-                    f["line"].as_u64().unwrap_or(0),
-                    site["blocks_per_iteration"].as_f64().unwrap_or(0.0),
-                    bytes(site["bytes_per_iteration"].as_f64().unwrap_or(0.0)),
+                    esc(&f.function),
+                    esc(f.file.as_deref().unwrap_or("?")),
+                    f.line.unwrap_or(0),
+                    site.blocks_per_iteration,
+                    bytes(site.bytes_per_iteration),
                 )
             },
             5,
@@ -256,9 +261,6 @@ section.test { margin-bottom: 2em; }
     s
 }
 
-fn anchor(r: &Value) -> String {
-    format!(
-        "test-{}",
-        r["test"].as_str().unwrap_or("?").replace("::", "-")
-    )
+fn anchor(r: &Report) -> String {
+    format!("test-{}", r.test.replace("::", "-"))
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use memwatch_report::report::SnapshotStatus;
+
 use crate::run::{Status, TestResult};
 
 /// A byte count as memwatch writes it: `N bytes`, `X.XX kb`, `X.XX mb`.
@@ -16,15 +18,12 @@ pub(crate) use memwatch_report::format_bytes as bytes;
 fn status_word(r: &TestResult) -> String {
     match &r.status {
         Status::Passed => "ok".to_owned(),
+        Status::KnownLeak => "known leak".to_owned(),
         Status::Failed => "FAILED".to_owned(),
-        Status::SnapshotChanged => {
-            let what = r
-                .report
-                .as_ref()
-                .and_then(|v| v["snapshot"].as_str())
-                .unwrap_or("changed");
-            format!("SNAPSHOT {}", what.to_uppercase())
-        }
+        Status::SnapshotChanged => match r.report.as_ref().map(|v| v.snapshot) {
+            Some(SnapshotStatus::New) => "SNAPSHOT NEW".to_owned(),
+            _ => "SNAPSHOT CHANGED".to_owned(),
+        },
         Status::Crashed(_) => "CRASHED".to_owned(),
         Status::TimedOut => "TIMED OUT".to_owned(),
     }
@@ -35,14 +34,10 @@ fn figures(r: &TestResult) -> (String, String, String) {
     let Some(v) = &r.report else {
         return ("-".into(), "-".into(), "-".into());
     };
-    let g = &v["growth_per_iteration"];
-    let growth = format!(
-        "{}, {:+.2} blocks",
-        bytes(g["bytes"].as_f64().unwrap_or(0.0)),
-        g["blocks"].as_f64().unwrap_or(0.0)
-    );
-    let peak = bytes(v["peak_bytes"].as_f64().unwrap_or(0.0));
-    let cycles = v["num_cycles"].as_u64().unwrap_or(0).to_string();
+    let g = v.growth_per_iteration;
+    let growth = format!("{}, {:+.2} blocks", bytes(g.bytes), g.blocks);
+    let peak = bytes(v.peak_bytes as f64);
+    let cycles = v.num_cycles.to_string();
     (growth, peak, cycles)
 }
 
@@ -109,11 +104,11 @@ pub fn summary(results: &[TestResult], elapsed: Duration) -> String {
     for row in &rows {
         let _ = writeln!(s, "{}", line(row));
     }
-    let dhat: Vec<(&str, &str)> = results
+    let dhat: Vec<(&str, String)> = results
         .iter()
         .filter_map(|r| {
-            let file = r.report.as_ref()?["dhat_file"].as_str()?;
-            Some((r.test.id.as_str(), file))
+            let file = r.report.as_ref()?.dhat_file.as_deref()?;
+            Some((r.test.id.as_str(), file.display().to_string()))
         })
         .collect();
     if !dhat.is_empty() {
@@ -126,9 +121,18 @@ pub fn summary(results: &[TestResult], elapsed: Duration) -> String {
         }
     }
     let passed = results.len() - failed.len();
+    let known = results
+        .iter()
+        .filter(|r| r.status == Status::KnownLeak)
+        .count();
+    let known = if known > 0 {
+        format!(" ({known} of them known leaks, as approved in their snapshots)")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "\n{} leak tests: {passed} passed, {} failed ({})",
+        "\n{} leak tests: {passed} passed{known}, {} failed ({})",
         results.len(),
         failed.len(),
         seconds(elapsed)
@@ -152,20 +156,22 @@ pub fn json_line(r: &TestResult) -> Value {
         "verdict": r.verdict,
         "status": match &r.status {
             Status::Passed => "passed",
+            Status::KnownLeak => "known_leak",
             Status::Failed => "failed",
             Status::SnapshotChanged => "snapshot_changed",
             Status::Crashed(_) => "crashed",
             Status::TimedOut => "timed_out",
         },
-        "snapshot": report.map(|v| v["snapshot"].clone()),
-        "growth_per_iteration": report.map(|v| v["growth_per_iteration"].clone()),
-        "peak_bytes": report.map(|v| v["peak_bytes"].clone()),
-        "num_cycles": report.map(|v| v["num_cycles"].clone()),
+        "known_leak": r.status == Status::KnownLeak,
+        "snapshot": report.map(|v| v.snapshot),
+        "growth_per_iteration": report.map(|v| v.growth_per_iteration),
+        "peak_bytes": report.map(|v| v.peak_bytes),
+        "num_cycles": report.map(|v| v.num_cycles),
         "duration_ms": r.duration.as_secs_f64() * 1000.0,
-        "sites": report.and_then(|v| v["sites"].get("sites")).map(|s| {
-            s.as_array().map(|a| a.iter().take(5).cloned().collect::<Vec<_>>())
+        "sites": report.and_then(|v| v.sites.as_ref()).map(|s| {
+            s.sites.iter().take(5).collect::<Vec<_>>()
         }),
-        "dhat_file": report.map(|v| v["dhat_file"].clone()),
+        "dhat_file": report.map(|v| v.dhat_file.as_ref()),
         "message": (!r.ok()).then(|| r.message()),
     })
 }
@@ -271,9 +277,7 @@ pub fn github_annotations(results: &[TestResult]) -> String {
     for r in results.iter().filter(|r| !r.ok()) {
         let mut location = String::new();
         if let Some(v) = &r.report {
-            if let (Some(file), Some(line)) = (v["file"].as_str(), v["line"].as_u64()) {
-                location = format!("file={},line={line},", prop(file));
-            }
+            location = format!("file={},line={},", prop(&v.file), v.line);
         }
         let _ = writeln!(
             out,

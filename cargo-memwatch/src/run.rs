@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde_json::Value;
+use memwatch_report::report::{self, Report};
 
 use crate::cargo::{LeakTestRef, TestBinary};
 
@@ -19,6 +19,9 @@ pub enum Status {
     /// The verdict is not what the test expects (a leak, a panic, or no leak
     /// where `should_leak` wanted one).
     Failed,
+    /// It leaks, as its approved snapshot records: a known leak, accepted by
+    /// review. It passes.
+    KnownLeak,
     /// The verdict is right but the snapshot is new or changed.
     SnapshotChanged,
     /// The process died without a report: a signal, an abort, an exit.
@@ -35,7 +38,7 @@ pub struct TestResult {
     /// `clean`, `leak`, `task_leak`, `panicked`, or `crashed`/`timed out`.
     pub verdict: String,
     /// The harness's JSON report, when it wrote one.
-    pub report: Option<Value>,
+    pub report: Option<Report>,
     pub duration: Duration,
     /// What the test printed: its failure message is in there.
     pub output: String,
@@ -43,7 +46,7 @@ pub struct TestResult {
 
 impl TestResult {
     pub fn ok(&self) -> bool {
-        self.status == Status::Passed
+        matches!(self.status, Status::Passed | Status::KnownLeak)
     }
 
     /// The harness's failure message for this test, from its output.
@@ -70,9 +73,6 @@ pub struct Plan<'a> {
     pub timeout: Duration,
     /// Reports and outputs go here, one folder per test.
     pub run_dir: PathBuf,
-    /// The workspace root, handed to insta so that each test process does
-    /// not run `cargo metadata` to find it.
-    pub workspace_root: PathBuf,
     /// Capture allocation sites for every test.
     pub sites: bool,
     /// Folder for DHAT files of leaking tests.
@@ -134,7 +134,6 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
     let mut child = command
         .args(["--exact", &test.name, "--include-ignored"])
         .env(memwatch_report::env::REPORT_DIR, &dir)
-        .env("INSTA_WORKSPACE_ROOT", &plan.workspace_root)
         .current_dir(&binary.package_dir)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
@@ -155,7 +154,18 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
     let duration = started.elapsed();
     let output =
         String::from_utf8_lossy(&std::fs::read(&out_path).unwrap_or_default()).into_owned();
-    let report = read_report(&dir);
+    let report = read_report(&dir).with_context(|| {
+        format!(
+            "the leak test {} wrote a report that cannot be read",
+            test.id
+        )
+    })?;
+    if let Some(copy_to) =
+        memwatch_report::env::folder(memwatch_report::env::REPORT_DIR, &binary.package_dir)?
+    {
+        // The user asked for the reports in a folder of their own too.
+        copy_reports(&dir, &copy_to)?;
+    }
     let (status, verdict) = classify(status, report.as_ref());
     Ok(TestResult {
         test: test.clone(),
@@ -167,15 +177,39 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
     })
 }
 
-/// The one JSON report the harness wrote in `dir`, if any.
-fn read_report(dir: &Path) -> Option<Value> {
-    std::fs::read_dir(dir)
-        .ok()?
+/// The one JSON report the harness wrote in `dir`: `None` when it wrote
+/// none (it crashed), an error when it is not a report of the contract's
+/// version.
+fn read_report(dir: &Path) -> Result<Option<Report>> {
+    let Some(path) = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .and_then(|p| std::fs::read(p).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    else {
+        return Ok(None);
+    };
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("could not read {}", path.display()))?;
+    let report = report::read(&bytes).with_context(|| path.display().to_string())?;
+    Ok(Some(report))
+}
+
+/// Copies the JSON reports of `from` into `to`, as the harness would have
+/// written them there.
+fn copy_reports(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("could not create {}", to.display()))?;
+    for entry in std::fs::read_dir(from)? {
+        let path = entry?.path();
+        if let (Some(name), true) = (
+            path.file_name(),
+            path.extension().is_some_and(|x| x == "json"),
+        ) {
+            std::fs::copy(&path, to.join(name)).with_context(|| {
+                format!("could not copy {} to {}", path.display(), to.display())
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn describe(status: &ExitStatus) -> String {
@@ -200,25 +234,27 @@ fn describe(status: &ExitStatus) -> String {
     }
 }
 
-fn classify(status: Option<ExitStatus>, report: Option<&Value>) -> (Status, String) {
+fn classify(status: Option<ExitStatus>, report: Option<&Report>) -> (Status, String) {
     let Some(status) = status else {
         return (Status::TimedOut, "timed out".to_owned());
     };
     let Some(report) = report else {
         return (Status::Crashed(describe(&status)), "crashed".to_owned());
     };
-    let verdict = report["verdict"]["kind"]
-        .as_str()
-        .unwrap_or("unknown")
-        .to_owned();
-    let s = if status.success() {
-        Status::Passed
-    } else if report["passed"] == false {
-        Status::Failed
-    } else if matches!(report["snapshot"].as_str(), Some("new" | "changed")) {
+    let verdict = report.verdict.kind().to_owned();
+    let s = if status.success() && report.passed {
+        if report.known_leak() {
+            Status::KnownLeak
+        } else {
+            Status::Passed
+        }
+    } else if report.passed {
+        // A report that says passed, from a process that did not end well.
+        Status::Crashed(describe(&status))
+    } else if report.verdict_expected() && report.snapshot.fails() {
         Status::SnapshotChanged
     } else {
-        Status::Crashed(describe(&status))
+        Status::Failed
     };
     (s, verdict)
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use cargo_metadata::Metadata;
+use memwatch_report::env;
 
 /// A snapshot file's parts: insta's YAML header between `---` lines, then
 /// the body.
@@ -24,21 +25,25 @@ pub fn parse(path: &Path) -> Result<Snap> {
     Ok(Snap { body: snap.body })
 }
 
-/// The snapshot folders of the workspace's packages that exist.
-pub fn folders(meta: &Metadata) -> Vec<PathBuf> {
-    if let Some(dir) = std::env::var_os(memwatch_report::env::SNAPSHOT_DIR) {
-        return vec![PathBuf::from(dir)];
+/// The snapshot folders of the workspace's packages that exist: each
+/// package's `tests/snapshots/`, or `MEMWATCH_SNAPSHOT_DIR` resolved for it
+/// as the harness resolves it (a relative folder is under the package).
+pub fn folders(meta: &Metadata) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for package in meta.workspace_packages() {
+        let Some(root) = package.manifest_path.parent() else {
+            continue;
+        };
+        let root = root.as_std_path();
+        let dir = env::folder(env::SNAPSHOT_DIR, root)?
+            .unwrap_or_else(|| root.join("tests").join("snapshots"));
+        if dir.is_dir() {
+            dirs.push(dir);
+        }
     }
-    let mut dirs: Vec<PathBuf> = meta
-        .workspace_packages()
-        .iter()
-        .filter_map(|p| p.manifest_path.parent())
-        .map(|d| d.as_std_path().join("tests").join("snapshots"))
-        .filter(|d| d.is_dir())
-        .collect();
     dirs.sort();
     dirs.dedup();
-    dirs
+    Ok(dirs)
 }
 
 fn files_ending(dirs: &[PathBuf], suffix: &str) -> Result<Vec<PathBuf>> {

@@ -27,7 +27,7 @@ impl Parse for Arg {
 }
 
 const OPTIONS: &str =
-    "iterations, max_iterations, time_limit, warmup, duration, threshold_bytes, threshold_blocks, collect, ignore, should_leak, sites, resources, snapshot";
+    "iterations, max_iterations, time_limit, warmup, duration, threshold_bytes, threshold_blocks, collect, ignore, should_leak, sites, resources, snapshot, count_allocations";
 
 #[derive(Default)]
 struct Options {
@@ -42,6 +42,7 @@ struct Options {
     ignore: bool,
     should_leak: bool,
     sites: bool,
+    count_allocations: bool,
     resources: Option<bool>,
     /// `None`: default name; `Some(None)`: `snapshot = false`.
     snapshot: Option<Option<String>>,
@@ -147,6 +148,7 @@ fn parse_options(args: TokenStream) -> Result<Options> {
             "ignore" => o.ignore = flag(arg)?,
             "should_leak" => o.should_leak = flag(arg)?,
             "sites" => o.sites = flag(arg)?,
+            "count_allocations" => o.count_allocations = flag(arg)?,
             "resources" => o.resources = Some(flag(arg)?),
             "snapshot" => {
                 o.snapshot = Some(match &arg.value {
@@ -155,15 +157,10 @@ fn parse_options(args: TokenStream) -> Result<Options> {
                     })) if !b.value => None,
                     Some(Expr::Lit(ExprLit {
                         lit: Lit::Str(s), ..
-                    })) if valid_snapshot_name(&s.value()) => Some(s.value()),
-                    Some(Expr::Lit(ExprLit {
-                        lit: Lit::Str(s), ..
-                    })) => {
-                        return Err(Error::new(
-                            s.span(),
-                            "a snapshot name uses letters, digits, `_` and `-` only",
-                        ))
-                    }
+                    })) => match memwatch_report::naming::invalid_name(&s.value()) {
+                        None => Some(s.value()),
+                        Some(why) => return Err(Error::new(s.span(), why)),
+                    },
                     other => {
                         return Err(Error::new(
                             other.as_ref().map_or(arg.name.span(), |v| v.span()),
@@ -207,13 +204,6 @@ fn check_budget(args: &Punctuated<Arg, Token![,]>, o: &Options) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn valid_snapshot_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn check_signature(f: &ItemFn) -> Result<()> {
@@ -297,7 +287,13 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream
         fields.push(quote!(collect: ::std::option::Option::Some(#collector),));
     }
     let (ignore, should_leak, sites) = (options.ignore, options.should_leak, options.sites);
-    fields.push(quote!(ignore: #ignore, should_leak: #should_leak, sites: #sites,));
+    let count_allocations = options.count_allocations;
+    fields.push(quote!(
+        ignore: #ignore,
+        should_leak: #should_leak,
+        sites: #sites,
+        count_allocations: #count_allocations,
+    ));
     if let Some(resources) = options.resources {
         fields.push(quote!(resources: #resources,));
     }

@@ -1,9 +1,14 @@
 //! The contract between memwatch's leak-test harness (`memwatch-test`) and
 //! `cargo memwatch`: what one side writes and the other reads, defined once.
 //!
-//! - [`env`]: the environment variables that configure a harness run;
+//! - [`env`]: the environment variables that configure a harness run, and
+//!   how a relative folder in them is resolved;
 //! - [`probe`]: how `cargo memwatch` recognises a harness binary;
-//! - [`snapshot`]: the snapshot file format (insta's), read and written;
+//! - [`report`]: the JSON report of one test, its types and its version;
+//! - [`snapshot`]: the snapshot file format (insta's) and its body, read
+//!   and written;
+//! - [`naming`]: the file names of snapshots and reports, and the check that
+//!   no two tests share one;
 //! - [`format_bytes`]: byte counts as memwatch prints them.
 //!
 //! ```
@@ -13,11 +18,14 @@
 //! assert_eq!(format_bytes(2048.0), "2.00 kb");
 //! let file = snapshot::render("tests/leaks.rs", "a test", "verdict: clean\n");
 //! assert_eq!(snapshot::parse(&file).unwrap().body, "verdict: clean");
+//! assert!(memwatch_report::report::read(b"{}").is_err());
 //! ```
 #![warn(missing_docs)]
 
 pub mod env;
+pub mod naming;
 pub mod probe;
+pub mod report;
 pub mod snapshot;
 mod units;
 

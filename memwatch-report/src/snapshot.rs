@@ -105,9 +105,232 @@ pub fn pending_file(name: &str) -> String {
     format!("{name}.snap.new")
 }
 
+/// What each iteration of a test keeps under one tag: net blocks and bytes
+/// per measured iteration, over the test's last round. The harness counts
+/// a tag's blocks only when the round kept at least two of them: a single
+/// block (a table replaced once) is not kept by each iteration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    /// The tag's name, `(untagged)` for blocks allocated under none.
+    pub what: String,
+    /// Net blocks per iteration.
+    pub blocks: f64,
+    /// Net bytes per iteration.
+    pub bytes: f64,
+}
+
+/// How many blocks each iteration allocates and frees under one tag, for a
+/// test with `#[leak_test(count_allocations)]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counted {
+    /// The tag's name.
+    pub what: String,
+    /// Blocks allocated per iteration.
+    pub allocations: f64,
+    /// Blocks freed per iteration.
+    pub frees: f64,
+}
+
+/// The snapshot body: the verdict, then what each iteration keeps by tag,
+/// rounded by [`round`] so that noise cannot change it, then (when
+/// `counts` is given) allocations and frees per iteration by tag. A clean
+/// test keeps nothing, whatever its temporary allocations are.
+///
+/// ```
+/// use memwatch_report::snapshot::{body, Kept};
+///
+/// assert_eq!(body("clean", &[], None), "verdict: clean\nkept per iteration: nothing\n");
+/// let kept = [Kept { what: "Session".into(), blocks: 1.0, bytes: 96.3 }];
+/// assert_eq!(
+///     body("leak", &kept, None),
+///     "verdict: leak\nkept per iteration, by tag:\n  Session  +1 block  +96 bytes\n"
+/// );
+/// ```
+pub fn body(verdict: &str, kept: &[Kept], counts: Option<&[Counted]>) -> String {
+    let mut s = format!("verdict: {verdict}\n");
+    let rows: Vec<(String, String, String)> = kept
+        .iter()
+        // Less than a byte an iteration, in no new block, is not kept.
+        .filter(|k| round(k.blocks) != 0.0 || round(k.bytes).abs() >= 1.0)
+        .map(|k| (k.what.clone(), blocks(round(k.blocks)), bytes(k.bytes)))
+        .collect();
+    if rows.is_empty() {
+        s.push_str(if verdict == "clean" {
+            "kept per iteration: nothing\n"
+        } else {
+            "kept per iteration: nothing on the heap\n"
+        });
+    } else {
+        s.push_str("kept per iteration, by tag:\n");
+        table(&mut s, &rows);
+    }
+    if let Some(counts) = counts {
+        s.push_str("allocations per iteration, by tag (count_allocations):\n");
+        let rows: Vec<(String, String, String)> = counts
+            .iter()
+            .map(|c| {
+                (
+                    c.what.clone(),
+                    format!("{} allocated", decimal(c.allocations)),
+                    format!("{} freed", decimal(c.frees)),
+                )
+            })
+            .collect();
+        if rows.is_empty() {
+            s.push_str("  (no allocations)\n");
+        }
+        table(&mut s, &rows);
+    }
+    s
+}
+
+/// The verdict a snapshot body records (its first line), if it has one.
+///
+/// ```
+/// use memwatch_report::snapshot::verdict_of;
+/// assert_eq!(verdict_of("verdict: leak\nkept per iteration: nothing on the heap"), Some("leak"));
+/// assert_eq!(verdict_of("something else"), None);
+/// ```
+pub fn verdict_of(body: &str) -> Option<&str> {
+    body.lines().next()?.strip_prefix("verdict: ")
+}
+
+fn table(s: &mut String, rows: &[(String, String, String)]) {
+    let w0 = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    for (a, b, c) in rows {
+        let pad = w0 - a.chars().count();
+        s.push_str(&format!("  {a}{:pad$}  {b:<w1$}  {c}\n", ""));
+    }
+}
+
+/// `x` rounded to two significant digits: what a snapshot records, so that
+/// a difference of one part in a few hundred (one block more in a round of
+/// 512 iterations, a resize that lands one iteration later) changes nothing.
+///
+/// ```
+/// use memwatch_report::snapshot::round;
+///
+/// assert_eq!(round(208.0), 210.0);
+/// assert_eq!(round(0.3346), 0.33);
+/// assert_eq!(round(-1.004), -1.0);
+/// assert_eq!(round(0.0), 0.0);
+/// ```
+pub fn round(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return 0.0;
+    }
+    let exponent = x.abs().log10().floor() as i32 - 1;
+    // Divide or multiply by an exact power of ten, so that 0.33 prints as
+    // 0.33 and not as 0.33000000000000002.
+    let r = if exponent < 0 {
+        let scale = 10f64.powi(-exponent);
+        (x * scale).round() / scale
+    } else {
+        let scale = 10f64.powi(exponent);
+        (x / scale).round() * scale
+    };
+    if r == 0.0 {
+        0.0
+    } else {
+        r
+    }
+}
+
+fn signed(x: f64) -> String {
+    if x >= 0.0 {
+        format!("+{x}")
+    } else {
+        format!("{x}")
+    }
+}
+
+fn blocks(x: f64) -> String {
+    let unit = if x.abs() == 1.0 { "block" } else { "blocks" };
+    format!("{} {unit}", signed(x))
+}
+
+/// Bytes rounded in the unit they are shown in (bytes, kb, mb).
+fn bytes(x: f64) -> String {
+    const KIB: f64 = 1024.0;
+    let abs = round(x).abs();
+    let (value, unit) = if abs >= KIB * KIB {
+        (round(x / (KIB * KIB)), "mb")
+    } else if abs >= KIB {
+        (round(x / KIB), "kb")
+    } else {
+        (round(x), "bytes")
+    };
+    format!("{} {unit}", signed(value))
+}
+
+/// A count per iteration with at most two decimals.
+fn decimal(x: f64) -> String {
+    let r = (x * 100.0).round() / 100.0;
+    format!("{}", if r == 0.0 { 0.0 } else { r })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_round_away_noise() {
+        let kept = |blocks, bytes| {
+            body(
+                "leak",
+                &[Kept {
+                    what: "(untagged)".into(),
+                    blocks,
+                    bytes,
+                }],
+                None,
+            )
+        };
+        // One block more or less in a round of 512, a resize one iteration
+        // later: the same body.
+        assert_eq!(kept(1.0, 66.0), kept(513.0 / 512.0, 66.2));
+        assert_eq!(kept(1.0, 1500.0), kept(1.0, 1510.0));
+        assert!(kept(2.0, 66.0) != kept(1.0, 66.0), "twice the leak shows");
+        assert!(kept(1.0, 1500.0).contains("+1.5 kb"));
+        assert!(kept(0.0, 2.0 * 1024.0 * 1024.0).contains("+0 blocks  +2 mb"));
+    }
+
+    #[test]
+    fn tags_that_keep_nothing_are_left_out() {
+        let rows = [
+            Kept {
+                what: "Page".into(),
+                blocks: 0.0,
+                bytes: 0.4,
+            },
+            Kept {
+                what: "(untagged)".into(),
+                blocks: 0.0,
+                bytes: 0.0,
+            },
+        ];
+        assert_eq!(
+            body("thread leak", &rows, None),
+            "verdict: thread leak\nkept per iteration: nothing on the heap\n"
+        );
+    }
+
+    #[test]
+    fn counts_are_opt_in() {
+        let counts = [Counted {
+            what: "(untagged)".into(),
+            allocations: 3.0,
+            frees: 2.996,
+        }];
+        let text = body("clean", &[], Some(&counts));
+        assert_eq!(
+            text,
+            "verdict: clean\nkept per iteration: nothing\n\
+             allocations per iteration, by tag (count_allocations):\n\
+             \x20 (untagged)  3 allocated  3 freed\n"
+        );
+    }
 
     #[test]
     fn what_is_rendered_parses_back() {

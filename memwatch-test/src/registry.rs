@@ -94,6 +94,8 @@ pub struct Options {
     pub should_leak: bool,
     /// Captures allocation sites even when no leak is found.
     pub sites: bool,
+    /// The snapshot records allocations and frees per iteration too.
+    pub count_allocations: bool,
     /// Watches threads and open file descriptors too (Linux).
     pub resources: bool,
     /// The snapshot the test records.
@@ -116,6 +118,7 @@ impl Options {
         ignore: false,
         should_leak: false,
         sites: false,
+        count_allocations: false,
         resources: true,
         snapshot: SnapshotName::Default,
     };

@@ -3,43 +3,24 @@
 
 use std::fmt::Write as _;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use memwatch_report::report::{self as contract, Report, SnapshotStatus, TagRow};
+use memwatch_report::snapshot::{self, Counted, Kept};
 
-use crate::cycle::CycleSurvivors;
-use crate::decision::{Exhausted, Growth as Source, Judgement, Round, Trace};
-use crate::detector::Leak;
+use crate::decision::{Exhausted, Growth as Source, Round};
 use crate::diff::{Diff, DiffRow};
-use crate::harness::SnapshotStatus;
 use crate::registry::LeakTest;
-use crate::runner::{CycleRecord, Outcome, Verdict};
+use crate::runner::{Outcome, Phase, Verdict};
 use crate::sites::SiteReport;
 use crate::units::{format_bytes, format_bytes_f64};
 
-/// Version of the JSON report format; bumped on incompatible changes.
-pub(crate) const REPORT_VERSION: u32 = 2;
-
-/// One row of the per-iteration heap diff.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct PerIteration {
-    pub what: String,
-    /// Blocks allocated under the tag, per iteration.
-    #[serde(rename = "+")]
-    pub allocated: f64,
-    /// Blocks of the tag freed, per iteration.
-    #[serde(rename = "-")]
-    pub freed: f64,
-    /// Net bytes per iteration.
-    pub size_bytes: f64,
-}
-
-fn per_iteration(diff: &Diff, iterations: u32) -> Vec<PerIteration> {
+fn per_iteration(diff: &Diff, iterations: u32) -> Vec<TagRow> {
     let n = iterations.max(1) as f64;
     diff.change
         .details
         .iter()
-        .map(|r: &DiffRow| PerIteration {
+        .map(|r: &DiffRow| TagRow {
             what: r.what.clone(),
             allocated: r.allocated as f64 / n,
             freed: r.freed as f64 / n,
@@ -48,130 +29,142 @@ fn per_iteration(diff: &Diff, iterations: u32) -> Vec<PerIteration> {
         .collect()
 }
 
-/// The JSON report of one test, written to `MEMWATCH_REPORT_DIR`.
-#[derive(Debug, Serialize)]
-pub(crate) struct Report<'a> {
-    pub version: u32,
-    pub test: String,
-    pub file: &'a str,
-    pub line: u32,
-    /// `clean`, `leak`, `task_leak` or `panicked`, with details.
-    pub verdict: &'a Verdict,
-    pub should_leak: bool,
-    /// Whether the verdict is what the test expects (`should_leak`
-    /// considered); the snapshot is judged apart, in `snapshot`.
-    pub passed: bool,
-    /// `off`, `matched`, `new` or `changed`.
-    pub snapshot: SnapshotStatus,
-    /// Threads and open descriptors: `watched`, `off` (`resources =
-    /// false`) or `not supported on this platform`.
-    pub resources: &'static str,
-    pub warmup: u32,
-    pub iterations: u32,
-    pub iterations_run: u32,
-    pub duration_ms: f64,
-    /// Collection cycles the test ran (warm-up included); `cycles` holds at
-    /// most 1024 of a round, evenly thinned in a long soak test.
-    pub num_cycles: usize,
-    /// Highest live bytes seen during the test.
-    pub peak_bytes: u64,
-    pub growth_per_iteration: Growth,
-    pub rounds: &'a [Round],
-    /// The decision, why it was made, and the evidence it read.
-    pub decision: Decision<'a>,
-    pub memwatch_leak: Option<&'a Leak>,
-    pub per_iteration: Vec<PerIteration>,
-    pub diff: Option<&'a Diff>,
-    pub survivors: &'a [CycleSurvivors],
-    /// Where the survivors were allocated, when sites were captured.
-    pub sites: Option<&'a SiteReport>,
-    /// The DHAT viewer file of a leaking test, with `MEMWATCH_DHAT`.
-    pub dhat_file: Option<&'a Path>,
-    pub cycles: &'a [CycleRecord],
-}
-
-/// The decision of a run: its budget, what it called and why, and the
-/// evidence, which replays to the same call.
-#[derive(Debug, Serialize)]
-pub(crate) struct Decision<'a> {
-    /// Measured iterations before the first checkpoint.
-    pub iterations: u32,
-    pub max_iterations: u32,
-    pub time_limit_ms: f64,
-    /// Time spent past the first checkpoint because the evidence there was
-    /// ambiguous.
-    pub extended_ms: f64,
-    #[serde(flatten)]
-    pub judgement: Option<&'a Judgement>,
-    pub evidence: &'a Trace,
-}
-
-/// Bytes and blocks per iteration.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub(crate) struct Growth {
-    pub bytes: f64,
-    pub blocks: f64,
-}
-
-impl<'a> Report<'a> {
-    pub(crate) fn new(test: &'a LeakTest, outcome: &'a Outcome, snapshot: SnapshotStatus) -> Self {
-        let (bytes, blocks) = outcome.growth_per_iteration();
-        Report {
-            version: REPORT_VERSION,
-            test: test.full_name(),
-            file: test.file,
-            line: test.line,
-            verdict: &outcome.verdict,
-            should_leak: test.options.should_leak,
-            passed: passed(test, outcome),
-            snapshot,
-            resources: resources_state(test),
-            warmup: test.options.warmup,
+/// The JSON report of one test, in the contract's types.
+pub(crate) fn build(
+    test: &LeakTest,
+    outcome: &Outcome,
+    passed: bool,
+    snapshot: SnapshotStatus,
+) -> Report {
+    let (bytes, blocks) = outcome.growth_per_iteration();
+    let judgement = outcome.judgement.as_ref();
+    let to_value = |v: &dyn erased::Value| v.json();
+    Report {
+        version: contract::VERSION,
+        test: test.full_name(),
+        file: test.file.to_owned(),
+        line: test.line,
+        verdict: outcome.verdict.clone(),
+        should_leak: test.options.should_leak,
+        passed,
+        snapshot,
+        resources: resources_state(test).to_owned(),
+        warmup: test.options.warmup,
+        iterations: test.options.iterations,
+        iterations_run: outcome.iterations_run(),
+        duration_ms: outcome.duration.as_secs_f64() * 1000.0,
+        num_cycles: outcome.iterations_run() as usize,
+        peak_bytes: outcome
+            .cycles
+            .iter()
+            .map(|c| c.stats.cycle_peak)
+            .max()
+            .unwrap_or(0),
+        growth_per_iteration: contract::Rate { bytes, blocks },
+        per_iteration: outcome
+            .diff
+            .as_ref()
+            .map(|(d, r)| per_iteration(d, r.last - r.first + 1))
+            .unwrap_or_default(),
+        rounds: outcome.rounds().iter().map(round).collect(),
+        decision: contract::Decision {
             iterations: test.options.iterations,
-            iterations_run: outcome.iterations_run(),
-            duration_ms: outcome.duration.as_secs_f64() * 1000.0,
-            num_cycles: outcome.iterations_run() as usize,
-            peak_bytes: outcome
-                .cycles
-                .iter()
-                .map(|c| c.stats.cycle_peak)
-                .max()
-                .unwrap_or(0),
-            growth_per_iteration: Growth { bytes, blocks },
-            rounds: outcome.rounds(),
-            decision: Decision {
-                iterations: test.options.iterations,
-                max_iterations: test.options.max_iterations,
-                time_limit_ms: test.options.time_limit.as_secs_f64() * 1000.0,
-                extended_ms: outcome.extended.as_secs_f64() * 1000.0,
-                judgement: outcome.judgement.as_ref(),
-                evidence: &outcome.trace,
-            },
-            memwatch_leak: outcome.memwatch_leak.as_ref(),
-            per_iteration: outcome
-                .diff
-                .as_ref()
-                .map(|(d, r)| per_iteration(d, r.last - r.first + 1))
-                .unwrap_or_default(),
-            diff: outcome.diff.as_ref().map(|(d, _)| d),
-            survivors: &outcome.survivors,
-            sites: outcome.sites.as_ref(),
-            dhat_file: outcome.dhat_file.as_deref(),
-            cycles: &outcome.cycles,
+            max_iterations: test.options.max_iterations,
+            time_limit_ms: test.options.time_limit.as_secs_f64() * 1000.0,
+            extended_ms: outcome.extended.as_secs_f64() * 1000.0,
+            call: judgement.and_then(|j| match to_value(&j.call) {
+                serde_json::Value::String(s) => Some(s),
+                serde_json::Value::Object(o) => o.keys().next().cloned(),
+                _ => None,
+            }),
+            reason: judgement.map(|j| j.why.reason.clone()),
+            why: judgement.map(|j| to_value(&j.why)),
+            evidence: to_value(&outcome.trace),
+        },
+        memwatch_leak: outcome.memwatch_leak.as_ref().map(|l| l.reason.clone()),
+        survivors: outcome
+            .survivors
+            .iter()
+            .map(|s| contract::Survivors {
+                cycle: s.cycle,
+                blocks: s.blocks,
+                bytes: s.bytes,
+            })
+            .collect(),
+        sites: outcome.sites.clone(),
+        dhat_file: outcome.dhat_file.clone(),
+        cycles: outcome
+            .cycles
+            .iter()
+            .map(|c| contract::Cycle {
+                phase: match c.phase {
+                    Phase::Warmup => contract::Phase::Warmup,
+                    Phase::Measured => contract::Phase::Measured,
+                },
+                iteration: c.iteration,
+                round: c.round,
+                stats: contract::CycleStats {
+                    num_cycles: c.stats.num_cycles,
+                    current_base: c.stats.current_base,
+                    estimated_base: c.stats.estimated_base,
+                    usage_trend: c.stats.usage_trend,
+                    live_blocks: c.stats.live_blocks,
+                    allocations: c.stats.allocations,
+                    frees: c.stats.frees,
+                    cycle_peak: c.stats.cycle_peak,
+                },
+            })
+            .collect(),
+    }
+}
+
+/// Serialises the decision's own types into the report's opaque fields.
+mod erased {
+    pub(super) trait Value {
+        fn json(&self) -> serde_json::Value;
+    }
+
+    impl<T: serde::Serialize> Value for T {
+        fn json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
         }
     }
+}
 
-    /// Writes `<dir>/<test>.json` atomically: a temporary file, then a rename.
-    pub(crate) fn write_to(&self, dir: &Path) -> io::Result<std::path::PathBuf> {
-        std::fs::create_dir_all(dir)?;
-        let name = file_stem(&self.test);
-        let path = dir.join(format!("{name}.json"));
-        let tmp = dir.join(format!(".{name}.json.{}.tmp", std::process::id()));
-        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(path)
+fn round(r: &Round) -> contract::Round {
+    let level = |l: crate::decision::Level| contract::Level {
+        bytes: l.bytes,
+        blocks: l.blocks,
+    };
+    contract::Round {
+        first: r.first,
+        last: r.last,
+        floor_before: level(r.floor_before),
+        floor_after: level(r.floor_after),
+        grew: r.grew,
+        growth: match r.growth {
+            Source::None => contract::GrowthKind::None,
+            Source::NewBlocks => contract::GrowthKind::NewBlocks,
+            Source::Resizes => contract::GrowthKind::Resizes,
+        },
+        resources: r.resources.map(|x| contract::Resources {
+            threads: x.threads,
+            open_fds: x.open_fds,
+        }),
+        threads_grew: r.threads_grew,
+        fds_grew: r.fds_grew,
     }
+}
+
+/// Writes `<dir>/<stem>.json` atomically: a temporary file, then a rename.
+pub(crate) fn write(report: &Report, dir: &Path, stem: &str) -> io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(contract::file_name(stem));
+    let tmp = dir.join(format!(".{stem}.json.{}.tmp", std::process::id()));
+    let json = serde_json::to_vec_pretty(report).map_err(io::Error::other)?;
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
 }
 
 /// Whether the test's threads and descriptors were watched.
@@ -185,22 +178,8 @@ pub(crate) fn resources_state(test: &LeakTest) -> &'static str {
     }
 }
 
-/// A file name for a test name: `a::b` becomes `a__b`.
-pub(crate) fn file_stem(test: &str) -> String {
-    test.replace("::", "__")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// Whether the verdict is what the test expects.
-pub(crate) fn passed(test: &LeakTest, outcome: &Outcome) -> bool {
+/// Whether the verdict is what the test expects, snapshot aside.
+pub(crate) fn verdict_expected(test: &LeakTest, outcome: &Outcome) -> bool {
     match outcome.verdict {
         Verdict::Panicked { .. } => false,
         Verdict::Clean => !test.options.should_leak,
@@ -530,7 +509,7 @@ fn write_sites(s: &mut String, report: &SiteReport) {
     }
 }
 
-fn write_diff(s: &mut String, rows: &[PerIteration], indent: &str) {
+fn write_diff(s: &mut String, rows: &[TagRow], indent: &str) {
     let width = rows.iter().map(|r| r.what.len()).max().unwrap_or(0);
     for r in rows {
         let _ = writeln!(
@@ -544,24 +523,50 @@ fn write_diff(s: &mut String, rows: &[PerIteration], indent: &str) {
     }
 }
 
-/// The snapshot body: the verdict and the steady-state heap diff per
-/// iteration. Nothing in it depends on time, addresses or the machine.
-pub(crate) fn snapshot_text(test: &LeakTest, outcome: &Outcome) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "verdict: {}", outcome.verdict.name());
-    if let Some((diff, r)) = &outcome.diff {
-        // Which round was the last depends on how long the evidence stayed
-        // ambiguous, which a loaded machine can change: not named here.
-        let _ = writeln!(
-            s,
-            "per iteration, by tag (the last round, after {} warm-up):",
-            test.options.warmup
-        );
-        let rows = per_iteration(diff, r.last - r.first + 1);
-        if rows.is_empty() {
-            let _ = writeln!(s, "  (no allocations)");
-        }
-        write_diff(&mut s, &rows, "  ");
-    }
-    s
+/// The snapshot body (the contract's format): the verdict and what each
+/// measured iteration of the last round kept, by tag; with
+/// `count_allocations`, allocations and frees per iteration too. A clean
+/// verdict keeps nothing, so temporary allocations never reach it, and
+/// nothing in it depends on time, addresses, the machine or which round
+/// was the last.
+pub(crate) fn snapshot_body(test: &LeakTest, outcome: &Outcome) -> String {
+    let verdict = outcome.verdict.name();
+    let Some((diff, r)) = &outcome.diff else {
+        return snapshot::body(verdict, &[], None);
+    };
+    let n = (r.last - r.first + 1).max(1) as f64;
+    let kept: Vec<Kept> = if outcome.verdict.is_leak() {
+        diff.change
+            .details
+            .iter()
+            .map(|row| {
+                let blocks = row.allocated as i64 - row.freed as i64;
+                Kept {
+                    what: row.what.clone(),
+                    // One block more or less in a round is a table replaced
+                    // once, not something each iteration keeps.
+                    blocks: if blocks.abs() < 2 {
+                        0.0
+                    } else {
+                        blocks as f64 / n
+                    },
+                    bytes: row.size_bytes as f64 / n,
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let counts: Option<Vec<Counted>> = test.options.count_allocations.then(|| {
+        diff.change
+            .details
+            .iter()
+            .map(|row| Counted {
+                what: row.what.clone(),
+                allocations: row.allocated as f64 / n,
+                frees: row.freed as f64 / n,
+            })
+            .collect()
+    });
+    snapshot::body(verdict, &kept, counts.as_deref())
 }

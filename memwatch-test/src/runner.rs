@@ -55,44 +55,7 @@ pub(crate) struct CycleRecord {
     pub stats: Stats,
 }
 
-/// How the run ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub(crate) enum Verdict {
-    Clean,
-    Leak,
-    /// Tasks spawned by an async body still pending after an iteration.
-    TaskLeak {
-        pending: usize,
-        iteration: u32,
-    },
-    /// Threads of the process grew in each of the last rounds.
-    ThreadLeak {
-        per_iteration: f64,
-    },
-    /// Open file descriptors grew in each of the last rounds.
-    FdLeak {
-        per_iteration: f64,
-    },
-    Panicked {
-        iteration: u32,
-        message: String,
-    },
-}
-
-impl Verdict {
-    /// The verdict's one-word name.
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Verdict::Clean => "clean",
-            Verdict::Leak => "leak",
-            Verdict::TaskLeak { .. } => "task leak",
-            Verdict::ThreadLeak { .. } => "thread leak",
-            Verdict::FdLeak { .. } => "fd leak",
-            Verdict::Panicked { .. } => "panicked",
-        }
-    }
-}
+pub(crate) use memwatch_report::report::Verdict;
 
 /// Everything a run found.
 #[derive(Debug, Clone)]

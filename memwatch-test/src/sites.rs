@@ -3,64 +3,9 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-
 use crate::allocator::{untracked, RawSite};
 
-/// Whose code a frame is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum FrameKind {
-    /// The user's crates.
-    User,
-    /// A crate from a registry or a git checkout.
-    Dependency,
-    /// std, core, alloc, memwatch itself, the unwinder: folded away.
-    Runtime,
-}
-
-/// One resolved frame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Frame {
-    pub function: String,
-    pub file: Option<String>,
-    pub line: Option<u32>,
-    pub kind: FrameKind,
-}
-
-impl Frame {
-    /// `function (file:line)`.
-    pub(crate) fn describe(&self) -> String {
-        match (&self.file, self.line) {
-            (Some(file), Some(line)) => format!("{} ({file}:{line})", self.function),
-            (Some(file), None) => format!("{} ({file})", self.function),
-            _ => self.function.clone(),
-        }
-    }
-}
-
-/// Where surviving blocks were allocated, per iteration of the window.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Site {
-    /// The innermost frame of the user's code (or of a dependency, when the
-    /// allocation happened there with no user frame on the stack).
-    pub frame: Frame,
-    pub blocks_per_iteration: f64,
-    pub bytes_per_iteration: f64,
-    /// The user's and dependencies' frames, innermost first.
-    pub backtrace: Vec<Frame>,
-}
-
-/// The sites found by a capture run.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct SiteReport {
-    /// Measured iterations of the capture window.
-    pub iterations: u32,
-    /// Largest first.
-    pub sites: Vec<Site>,
-    /// Blocks that found no room in the site table.
-    pub unattributed_blocks: u64,
-}
+pub(crate) use memwatch_report::report::{Frame, FrameKind, Site, Sites as SiteReport};
 
 /// Function-name prefixes of frames that are never the user's.
 const RUNTIME_PREFIXES: &[&str] = &[

@@ -1,0 +1,506 @@
+//! The JSON report a leak test writes to `MEMWATCH_REPORT_DIR`, and
+//! `cargo memwatch` reads: one [`Report`] per test, in a file named by
+//! [`file_name`].
+//!
+//! The harness serialises these types and `cargo memwatch` deserialises
+//! them; neither has a copy. [`VERSION`] is bumped on every incompatible
+//! change, and [`read`] refuses a report of another version with a clear
+//! error instead of reading zeros.
+//!
+//! ```
+//! use memwatch_report::report::{read, ReadError, VERSION};
+//!
+//! let err = read(br#"{"version": 99}"#).unwrap_err();
+//! assert_eq!(err, ReadError::Version { found: 99, expected: VERSION });
+//! ```
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The version of the report format this crate reads and writes.
+pub const VERSION: u32 = 3;
+
+/// The report file of the test whose file stem is `stem`
+/// ([`crate::naming::file_stem`]).
+///
+/// ```
+/// assert_eq!(memwatch_report::report::file_name("parse__clean"), "parse__clean.json");
+/// ```
+pub fn file_name(stem: &str) -> String {
+    format!("{stem}.json")
+}
+
+/// One leak test's report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`VERSION`].
+    pub version: u32,
+    /// The test's path within its binary (`module::name`).
+    pub test: String,
+    /// The source file of the test, as `file!()` gives it.
+    pub file: String,
+    /// The line of `#[leak_test]`.
+    pub line: u32,
+    /// What the run found.
+    pub verdict: Verdict,
+    /// `#[leak_test(should_leak)]`.
+    pub should_leak: bool,
+    /// Whether the test passed: its verdict is what it expects (or is a
+    /// known leak, as approved), and its snapshot matched or was recorded.
+    pub passed: bool,
+    /// What happened to the test's snapshot.
+    pub snapshot: SnapshotStatus,
+    /// Threads and open descriptors: `watched`, `off` (`resources =
+    /// false`) or `not supported on this platform`.
+    pub resources: String,
+    /// Warm-up iterations.
+    pub warmup: u32,
+    /// Measured iterations before the first checkpoint.
+    pub iterations: u32,
+    /// Iterations run, warm-up included.
+    pub iterations_run: u32,
+    /// Wall-clock time of the run, in milliseconds.
+    pub duration_ms: f64,
+    /// Collection cycles the test ran (warm-up included).
+    pub num_cycles: usize,
+    /// Highest live bytes seen during the test.
+    pub peak_bytes: u64,
+    /// Live heap growth per measured iteration, from the first measured
+    /// iteration to the last.
+    pub growth_per_iteration: Rate,
+    /// The heap diff of the last round per iteration, by tag: allocated and
+    /// freed blocks, net bytes.
+    pub per_iteration: Vec<TagRow>,
+    /// The rounds the decision judged.
+    pub rounds: Vec<Round>,
+    /// The decision, its budget and its evidence.
+    pub decision: Decision,
+    /// node-memwatch's rule (heap growth over 5 consecutive cycles), when
+    /// it fired on the measured cycles: its sentence.
+    pub memwatch_leak: Option<String>,
+    /// Blocks of each measured cycle still live at the end of the run.
+    pub survivors: Vec<Survivors>,
+    /// Where the survivors were allocated, when sites were captured.
+    pub sites: Option<Sites>,
+    /// The DHAT viewer file of a leaking test, with `MEMWATCH_DHAT`.
+    pub dhat_file: Option<PathBuf>,
+    /// The collection cycles of the test, at most 1024, evenly thinned in
+    /// a long soak test.
+    pub cycles: Vec<Cycle>,
+}
+
+impl Report {
+    /// Whether the test leaks and passes because its approved snapshot
+    /// records this very leak.
+    ///
+    /// ```
+    /// # use memwatch_report::report::{Report, SnapshotStatus};
+    /// # fn check(r: &Report) {
+    /// assert_eq!(r.known_leak(), r.snapshot == SnapshotStatus::KnownLeak);
+    /// # }
+    /// ```
+    pub fn known_leak(&self) -> bool {
+        self.snapshot == SnapshotStatus::KnownLeak
+    }
+
+    /// Whether the verdict is what the test expects, its snapshot aside: a
+    /// leak for a `should_leak` test, clean for any other.
+    ///
+    /// ```
+    /// # use memwatch_report::report::{Report, Verdict};
+    /// # fn check(r: &Report) {
+    /// if r.verdict == Verdict::Clean && !r.should_leak {
+    ///     assert!(r.verdict_expected());
+    /// }
+    /// # }
+    /// ```
+    pub fn verdict_expected(&self) -> bool {
+        match self.verdict {
+            Verdict::Panicked { .. } => false,
+            Verdict::Clean => !self.should_leak,
+            _ => self.should_leak,
+        }
+    }
+}
+
+/// Why a report cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// It is not JSON, or it has no `version`.
+    #[error("it is not a memwatch report: {0}")]
+    NotAReport(String),
+    /// It was written by a harness of another report version.
+    #[error(
+        "it is a version {found} report, and this cargo memwatch reads version {expected}: \
+         use the cargo-memwatch release that matches your memwatch-test"
+    )]
+    Version {
+        /// The version in the file.
+        found: u32,
+        /// [`VERSION`].
+        expected: u32,
+    },
+    /// It has this version but not its shape.
+    #[error("it is a broken version {VERSION} report: {0}")]
+    Broken(String),
+}
+
+/// Reads a report file's bytes: its version first, then the whole report.
+///
+/// ```
+/// assert!(memwatch_report::report::read(b"not json").is_err());
+/// ```
+pub fn read(bytes: &[u8]) -> Result<Report, ReadError> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let v: Versioned =
+        serde_json::from_slice(bytes).map_err(|e| ReadError::NotAReport(e.to_string()))?;
+    if v.version != VERSION {
+        return Err(ReadError::Version {
+            found: v.version,
+            expected: VERSION,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| ReadError::Broken(e.to_string()))
+}
+
+/// What a run found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Verdict {
+    /// Nothing stayed.
+    Clean,
+    /// The heap kept growing.
+    Leak,
+    /// Tasks spawned by an async body were still pending after an
+    /// iteration, with nothing left for the runtime to do.
+    TaskLeak {
+        /// Tasks still pending.
+        pending: usize,
+        /// The iteration after which they were.
+        iteration: u32,
+    },
+    /// Threads of the process grew in each of the last rounds.
+    ThreadLeak {
+        /// Threads per measured iteration.
+        per_iteration: f64,
+    },
+    /// Open file descriptors grew in each of the last rounds.
+    FdLeak {
+        /// Descriptors per measured iteration.
+        per_iteration: f64,
+    },
+    /// The body panicked: no verdict.
+    Panicked {
+        /// The iteration it panicked in (warm-up counted).
+        iteration: u32,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl Verdict {
+    /// The verdict's name, as the summary and the snapshot write it.
+    ///
+    /// ```
+    /// use memwatch_report::report::Verdict;
+    /// assert_eq!(Verdict::TaskLeak { pending: 1, iteration: 4 }.name(), "task leak");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Leak => "leak",
+            Verdict::TaskLeak { .. } => "task leak",
+            Verdict::ThreadLeak { .. } => "thread leak",
+            Verdict::FdLeak { .. } => "fd leak",
+            Verdict::Panicked { .. } => "panicked",
+        }
+    }
+
+    /// The verdict's id, as the JSON's `kind` writes it (`task_leak`).
+    ///
+    /// ```
+    /// use memwatch_report::report::Verdict;
+    /// assert_eq!(Verdict::TaskLeak { pending: 1, iteration: 4 }.kind(), "task_leak");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Leak => "leak",
+            Verdict::TaskLeak { .. } => "task_leak",
+            Verdict::ThreadLeak { .. } => "thread_leak",
+            Verdict::FdLeak { .. } => "fd_leak",
+            Verdict::Panicked { .. } => "panicked",
+        }
+    }
+
+    /// Whether it is a leak of any kind (memory, task, thread, descriptor).
+    ///
+    /// ```
+    /// use memwatch_report::report::Verdict;
+    /// assert!(Verdict::Leak.is_leak() && !Verdict::Clean.is_leak());
+    /// ```
+    pub fn is_leak(&self) -> bool {
+        !matches!(self, Verdict::Clean | Verdict::Panicked { .. })
+    }
+}
+
+/// What happened to a test's snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotStatus {
+    /// `snapshot = false`, or no verdict to record (the body panicked).
+    Off,
+    /// It matched the approved snapshot.
+    Matched,
+    /// The test leaks, and its approved snapshot records this very leak:
+    /// a known leak, accepted by review. The test passes.
+    KnownLeak,
+    /// A clean test had no snapshot yet; outside CI it was recorded as
+    /// approved.
+    Recorded,
+    /// No approved snapshot yet, and it was not recorded (under CI, or it
+    /// leaks): it waits for review as `.snap.new`.
+    New,
+    /// It differs from the approved snapshot.
+    Changed,
+}
+
+impl SnapshotStatus {
+    /// Whether this status fails the test.
+    ///
+    /// ```
+    /// use memwatch_report::report::SnapshotStatus;
+    /// assert!(SnapshotStatus::Changed.fails() && !SnapshotStatus::Recorded.fails());
+    /// ```
+    pub fn fails(self) -> bool {
+        matches!(self, SnapshotStatus::New | SnapshotStatus::Changed)
+    }
+}
+
+/// Bytes and blocks per iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    /// Bytes per iteration.
+    pub bytes: f64,
+    /// Blocks per iteration.
+    pub blocks: f64,
+}
+
+/// One tag's row of the heap diff, per iteration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagRow {
+    /// The tag's name, `(untagged)` for blocks allocated under none.
+    pub what: String,
+    /// Blocks allocated under the tag, per iteration.
+    #[serde(rename = "+")]
+    pub allocated: f64,
+    /// Blocks of the tag freed, per iteration.
+    #[serde(rename = "-")]
+    pub freed: f64,
+    /// Net bytes per iteration.
+    pub size_bytes: f64,
+}
+
+/// Live bytes and blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Level {
+    /// Live bytes.
+    pub bytes: u64,
+    /// Live blocks.
+    pub blocks: u64,
+}
+
+/// Where a round's growth came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrowthKind {
+    /// It did not grow.
+    None,
+    /// More live blocks.
+    NewBlocks,
+    /// More bytes in as many blocks: blocks that grew.
+    Resizes,
+}
+
+/// Threads and open file descriptors of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Threads of the process.
+    pub threads: u64,
+    /// Open file descriptors (files, sockets, pipes, ...).
+    pub open_fds: u64,
+}
+
+/// One round of the decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Round {
+    /// Measured iterations `first..=last`.
+    pub first: u32,
+    /// See `first`.
+    pub last: u32,
+    /// The floor (least live heap from then on) at the round's start.
+    pub floor_before: Level,
+    /// The floor at the round's end.
+    pub floor_after: Level,
+    /// The heap grew over the round.
+    pub grew: bool,
+    /// Where the growth came from.
+    pub growth: GrowthKind,
+    /// Threads and descriptors at the round's end.
+    pub resources: Option<Resources>,
+    /// Threads grew over the round.
+    pub threads_grew: bool,
+    /// Descriptors grew over the round.
+    pub fds_grew: bool,
+}
+
+/// The decision of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Measured iterations before the first checkpoint.
+    pub iterations: u32,
+    /// The budget: at most this many measured iterations.
+    pub max_iterations: u32,
+    /// The budget: no round starts that would end past this time.
+    pub time_limit_ms: f64,
+    /// Time spent past the first checkpoint because the evidence there was
+    /// ambiguous.
+    pub extended_ms: f64,
+    /// `clean`, `leak`, `thread_leak`, ... or `None` when no decision was
+    /// reached (a panic, a task leak before the first checkpoint).
+    pub call: Option<String>,
+    /// The decision's sentence.
+    pub reason: Option<String>,
+    /// What the decision rested on, in memwatch-test's decision terms.
+    pub why: Option<serde_json::Value>,
+    /// The evidence the decision read (memwatch-test's decision trace: it
+    /// replays to the same call).
+    pub evidence: serde_json::Value,
+}
+
+/// Blocks allocated in one collection cycle and still live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Survivors {
+    /// The cycle the blocks were allocated in; `0` gathers every cycle
+    /// older than the engine's window.
+    pub cycle: u64,
+    /// Blocks allocated in that cycle and still live.
+    pub blocks: i64,
+    /// Their bytes.
+    pub bytes: i64,
+}
+
+/// Warm-up or measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Iterations before the measurement.
+    Warmup,
+    /// Iterations the decision reads.
+    Measured,
+}
+
+/// One collection cycle of a test: after one iteration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cycle {
+    /// Warm-up or measured.
+    pub phase: Phase,
+    /// The iteration it followed (warm-up counted, from 1).
+    pub iteration: u32,
+    /// The decision round it belongs to (0 for warm-up).
+    pub round: u32,
+    /// The heap after it.
+    pub stats: CycleStats,
+}
+
+/// The heap after one collection cycle (memwatch's `stats` event).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CycleStats {
+    /// Collection cycles so far.
+    pub num_cycles: u64,
+    /// Live bytes right after the cycle.
+    pub current_base: u64,
+    /// memwatch's smoothed base.
+    pub estimated_base: f64,
+    /// How far `estimated_base` stands above the long-term base, in percent.
+    pub usage_trend: f64,
+    /// Live blocks right after the cycle.
+    pub live_blocks: u64,
+    /// Blocks allocated since the start.
+    pub allocations: u64,
+    /// Blocks freed since the start.
+    pub frees: u64,
+    /// Highest live bytes within the cycle.
+    pub cycle_peak: u64,
+}
+
+/// Whose code a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameKind {
+    /// The code under test.
+    User,
+    /// A dependency's code.
+    Dependency,
+    /// std, core, alloc, the allocator, memwatch.
+    Runtime,
+}
+
+/// One resolved stack frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The function, demangled.
+    pub function: String,
+    /// Its source file, when known.
+    pub file: Option<String>,
+    /// Its line, when known.
+    pub line: Option<u32>,
+    /// Whose code it is.
+    pub kind: FrameKind,
+}
+
+impl Frame {
+    /// `function (file:line)`.
+    ///
+    /// ```
+    /// use memwatch_report::report::{Frame, FrameKind};
+    /// let f = Frame { function: "app::f".into(), file: Some("src/lib.rs".into()), line: Some(4), kind: FrameKind::User };
+    /// assert_eq!(f.describe(), "app::f (src/lib.rs:4)");
+    /// ```
+    pub fn describe(&self) -> String {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => format!("{} ({file}:{line})", self.function),
+            (Some(file), None) => format!("{} ({file})", self.function),
+            _ => self.function.clone(),
+        }
+    }
+}
+
+/// Where surviving blocks were allocated, per iteration of the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    /// The innermost frame of the user's code (or of a dependency, when the
+    /// user's code is not on the stack).
+    pub frame: Frame,
+    /// Surviving blocks allocated there, per iteration.
+    pub blocks_per_iteration: f64,
+    /// Their bytes, per iteration.
+    pub bytes_per_iteration: f64,
+    /// The frames from the allocation outwards.
+    pub backtrace: Vec<Frame>,
+}
+
+/// The allocation sites of a capture run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sites {
+    /// Iterations of the capture run.
+    pub iterations: u32,
+    /// Sites, the most bytes per iteration first.
+    pub sites: Vec<Site>,
+    /// Surviving blocks that found no room in the site table.
+    pub unattributed_blocks: u64,
+}

@@ -1,0 +1,161 @@
+//! One process per test. Tests in one process share its heap, its lazy
+//! statics and its hash tables: an earlier test can initialise what a later
+//! one would otherwise allocate, or leave a table one insert short of a
+//! resize, and so change what the later test records. So the harness runs
+//! each test in a process of its own, started from its own binary, the way
+//! `cargo nextest run` and `cargo memwatch test` do, and every runner
+//! records the same snapshot. It costs one process start per test (a few
+//! milliseconds, next to the test's own hundreds of iterations), and buys
+//! more: a test that aborts, crashes or calls `process::exit` fails alone,
+//! with what happened, and the other tests still run.
+//!
+//! The parent passes the test's name as the only argument and a result
+//! file in [`env::CHILD`]; the child runs that one test, writes its
+//! [`TrialResult`] there and exits. A child that exits without writing it
+//! crashed, whatever its exit code.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memwatch_report::env;
+
+use super::summary::{SummaryRow, TrialResult};
+use super::{trial, Config};
+use crate::registry::{self, LeakTest};
+
+/// How the parent shows a child's output.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutputMode {
+    /// `--nocapture`: the child writes to the terminal as it runs.
+    pub nocapture: bool,
+    /// `--show-output`: a passing test's output is shown too.
+    pub show_output: bool,
+}
+
+/// Runs `test` in a new process of this binary; its result, or why there
+/// is none.
+pub(crate) fn run_in_child(test: &LeakTest, output: OutputMode) -> TrialResult {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let result_file = std::env::temp_dir().join(format!(
+        "memwatch-{}-{}.result.json",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let name = test.full_name();
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return no_result(name, format!("could not find this test binary: {e}")),
+    };
+    let (out, err) = if output.nocapture {
+        (Stdio::inherit(), Stdio::inherit())
+    } else {
+        (Stdio::piped(), Stdio::piped())
+    };
+    let ran = Command::new(&exe)
+        .arg(&name)
+        .env(env::CHILD, &result_file)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .output();
+    let child = match ran {
+        Ok(child) => child,
+        Err(e) => {
+            return no_result(name, format!("could not start {}: {e}", exe.display()));
+        }
+    };
+    let result = read_result(&result_file);
+    let _ = std::fs::remove_file(&result_file);
+    let printed = printed(&child);
+    match result {
+        Some(mut r) => {
+            if !printed.is_empty() && (r.failure.is_some() || output.show_output) {
+                match &mut r.failure {
+                    Some(f) => f.push_str(&format!("\n---- output of the test ----\n{printed}")),
+                    None => {
+                        let _ = std::io::stdout().write_all(printed.as_bytes());
+                    }
+                }
+            }
+            r
+        }
+        None => {
+            let mut why = format!(
+                "the test's process ended before it reported a result ({}).\n\
+                 A panic during setup, an abort, a crash or a `std::process::exit` in the \
+                 body ends a test this way; the other tests still run.",
+                describe(&child.status)
+            );
+            if !printed.is_empty() {
+                why.push_str(&format!("\n---- output of the test ----\n{printed}"));
+            }
+            no_result(name, why)
+        }
+    }
+}
+
+fn no_result(name: String, why: String) -> TrialResult {
+    TrialResult {
+        failure: Some(why),
+        row: SummaryRow::without_verdict(name, "crashed"),
+    }
+}
+
+fn read_result(file: &Path) -> Option<TrialResult> {
+    let bytes = std::fs::read(file).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn printed(child: &Output) -> String {
+    let mut s = String::from_utf8_lossy(&child.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&child.stderr));
+    s
+}
+
+fn describe(status: &std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            let name = match signal {
+                6 => " (SIGABRT: an abort)",
+                9 => " (SIGKILL)",
+                11 => " (SIGSEGV: a segmentation fault)",
+                7 => " (SIGBUS)",
+                4 => " (SIGILL)",
+                _ => "",
+            };
+            return format!("killed by signal {signal}{name}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => "no exit code".to_owned(),
+    }
+}
+
+/// The child's side: runs the test named by the first argument and writes
+/// its result to `result_file`.
+pub(crate) fn child(config: &Config, result_file: PathBuf) -> ExitCode {
+    let Some(name) = std::env::args().nth(1) else {
+        eprintln!("error: {} is set, but no test is named", env::CHILD);
+        return ExitCode::from(2);
+    };
+    let Some(test) = registry::all().into_iter().find(|t| t.full_name() == name) else {
+        eprintln!("error: no leak test named `{name}` in this binary");
+        return ExitCode::from(2);
+    };
+    let result = trial::execute(test, config);
+    let written = serde_json::to_vec(&result)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&result_file, json));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: could not write {}: {e}", result_file.display());
+            ExitCode::from(2)
+        }
+    }
+}
