@@ -12,25 +12,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
-fn time(mut cmd: Command) -> f64 {
-    let t = Instant::now();
-    let out = cmd.output().expect("the command runs");
-    assert!(
-        out.status.success(),
-        "{:?} failed:\n{}\n{}",
-        cmd,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
+mod common;
+use common::{median, time};
 
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");

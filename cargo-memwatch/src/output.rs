@@ -17,7 +17,10 @@ pub(crate) use memwatch_report::format_bytes as bytes;
 
 fn status_word(r: &TestResult) -> String {
     match &r.status {
-        Status::Passed => "ok".to_owned(),
+        Status::Passed => match r.report.as_ref().map(|v| v.snapshot) {
+            Some(SnapshotStatus::Recorded) => "recorded".to_owned(),
+            _ => "ok".to_owned(),
+        },
         Status::KnownLeak => "known leak".to_owned(),
         Status::Failed => "FAILED".to_owned(),
         Status::SnapshotChanged => match r.report.as_ref().map(|v| v.snapshot) {
@@ -137,6 +140,21 @@ pub fn summary(results: &[TestResult], elapsed: Duration) -> String {
         failed.len(),
         seconds(elapsed)
     );
+    let recorded: Vec<&TestResult> = results
+        .iter()
+        .filter(|r| {
+            r.report
+                .as_ref()
+                .is_some_and(|v| v.snapshot == SnapshotStatus::Recorded)
+        })
+        .collect();
+    if !recorded.is_empty() {
+        let _ = writeln!(
+            s,
+            "{} new snapshots recorded (clean tests): commit them with your change",
+            recorded.len()
+        );
+    }
     if failed.iter().any(|r| r.status == Status::SnapshotChanged) {
         let _ = writeln!(
             s,

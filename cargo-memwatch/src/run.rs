@@ -134,6 +134,8 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
     let mut child = command
         .args(["--exact", &test.name, "--include-ignored"])
         .env(memwatch_report::env::REPORT_DIR, &dir)
+        // One test a process already: the harness need not start another.
+        .env(memwatch_report::env::IN_PROCESS, "1")
         .current_dir(&binary.package_dir)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
@@ -239,6 +241,11 @@ fn classify(status: Option<ExitStatus>, report: Option<&Report>) -> (Status, Str
         return (Status::TimedOut, "timed out".to_owned());
     };
     let Some(report) = report else {
+        // libtest's failure code without a report: the harness failed the
+        // test before running it (a bad name, a shared snapshot file).
+        if status.code() == Some(101) {
+            return (Status::Failed, "not run".to_owned());
+        }
         return (Status::Crashed(describe(&status)), "crashed".to_owned());
     };
     let verdict = report.verdict.kind().to_owned();
@@ -257,4 +264,26 @@ fn classify(status: Option<ExitStatus>, report: Option<&Report>) -> (Status, Str
         Status::Failed
     };
     (s, verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_of_another_version_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("memwatch-run-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(read_report(&dir).unwrap().is_none(), "no report: a crash");
+        std::fs::write(dir.join("t.json"), r#"{"version": 2, "test": "t"}"#).unwrap();
+        let err = format!("{:#}", read_report(&dir).unwrap_err());
+        assert!(
+            err.contains("it is a version 2 report, and this cargo memwatch reads version 3"),
+            "{err}"
+        );
+        std::fs::write(dir.join("t.json"), r#"{"version": 3, "test": "t"}"#).unwrap();
+        let err = format!("{:#}", read_report(&dir).unwrap_err());
+        assert!(err.contains("it is a broken version 3 report"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -72,11 +72,7 @@ pub(crate) fn build(
             max_iterations: test.options.max_iterations,
             time_limit_ms: test.options.time_limit.as_secs_f64() * 1000.0,
             extended_ms: outcome.extended.as_secs_f64() * 1000.0,
-            call: judgement.and_then(|j| match to_value(&j.call) {
-                serde_json::Value::String(s) => Some(s),
-                serde_json::Value::Object(o) => o.keys().next().cloned(),
-                _ => None,
-            }),
+            call: judgement.and_then(|j| to_value(&j.call)["kind"].as_str().map(str::to_owned)),
             reason: judgement.map(|j| j.why.reason.clone()),
             why: judgement.map(|j| to_value(&j.why)),
             evidence: to_value(&outcome.trace),

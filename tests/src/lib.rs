@@ -45,10 +45,16 @@ pub struct Fixture {
 }
 
 /// A crate of a fixture workspace: its name, and its leak tests' source.
+#[derive(Default)]
 pub struct Crate<'a> {
     pub name: &'a str,
     /// `tests/leaks.rs`; `None` for a crate without leak tests.
     pub leaks: Option<&'a str>,
+    /// `src/lib.rs`, which may use memwatch-test (a normal dependency then).
+    pub lib: Option<&'a str>,
+    /// More `[dependencies]` lines, and features for memwatch-test.
+    pub dependencies: &'a str,
+    pub memwatch_features: &'a [&'a str],
 }
 
 impl Fixture {
@@ -69,11 +75,23 @@ impl Fixture {
         std::fs::copy(repo_root().join("Cargo.lock"), root.join("Cargo.lock")).expect("lock file");
         let memwatch = repo_root().join("memwatch-test");
         for c in crates {
+            let section = if c.lib.is_some() {
+                "dependencies"
+            } else {
+                "dev-dependencies"
+            };
+            let features: Vec<String> = c
+                .memwatch_features
+                .iter()
+                .map(|f| format!("{f:?}"))
+                .collect();
             let mut manifest = format!(
                 "[package]\nname = \"{}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-                 [dev-dependencies]\nmemwatch-test = {{ path = {:?} }}\n",
+                 [{section}]\nmemwatch-test = {{ path = {:?}, features = [{}] }}\n{}\n",
                 c.name,
-                memwatch.display().to_string()
+                memwatch.display().to_string(),
+                features.join(", "),
+                c.dependencies,
             );
             if c.leaks.is_some() {
                 manifest.push_str("\n[[test]]\nname = \"leaks\"\nharness = false\n");
@@ -81,7 +99,7 @@ impl Fixture {
             write(&root.join(c.name).join("Cargo.toml"), &manifest);
             write(
                 &root.join(c.name).join("src/lib.rs"),
-                "//! A fixture crate.\n",
+                c.lib.unwrap_or("//! A fixture crate.\n"),
             );
             if let Some(leaks) = c.leaks {
                 write(&root.join(c.name).join("tests/leaks.rs"), leaks);

@@ -26,7 +26,7 @@ fn list_names_every_test_as_libtest_does() {
     assert!(out.status.success());
     let text = stdout(&out);
     let tests: Vec<&str> = text.lines().filter(|l| l.ends_with(": test")).collect();
-    assert_eq!(tests.len(), 37, "{text}");
+    assert_eq!(tests.len(), 39, "{text}");
     assert!(tests.contains(&"box_leak_leaks: test"));
     assert!(tests.contains(&"panicking_body: test"));
     assert!(
@@ -35,7 +35,7 @@ fn list_names_every_test_as_libtest_does() {
     );
 
     let ignored = stdout(&fixtures(&["--list", "--ignored"]));
-    assert_eq!(ignored.lines().filter(|l| l.ends_with(": test")).count(), 5);
+    assert_eq!(ignored.lines().filter(|l| l.ends_with(": test")).count(), 7);
 }
 
 #[test]

@@ -79,10 +79,12 @@ fn the_report_page_draws_every_test_in_a_browser() {
         Crate {
             name: "alpha",
             leaks: Some(CLEAN),
+            ..Crate::default()
         },
         Crate {
             name: "beta",
             leaks: Some(LEAKY),
+            ..Crate::default()
         },
     ]);
     let run = f.command(&["test"]).env("CI", "true").output().unwrap();

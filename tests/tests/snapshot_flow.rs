@@ -37,8 +37,30 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Runs the ignored fixture `test` with `env`, outside CI.
+fn run_ignored(snapshots: &Path, test: &str, env: &[(&str, &str)]) -> Output {
+    Command::new(FIXTURES)
+        .args(["--ignored", "--exact", test])
+        .env("MEMWATCH_SNAPSHOT_DIR", snapshots)
+        .env_remove("CI")
+        .env_remove("INSTA_UPDATE")
+        .env_remove("MEMWATCH_REPORT_DIR")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// What `cargo memwatch accept` and `cargo insta accept` do.
+fn accept(snaps: &Path, name: &str) {
+    std::fs::rename(
+        snaps.join(format!("{name}.snap.new")),
+        snaps.join(format!("{name}.snap")),
+    )
+    .unwrap();
+}
+
 #[test]
-fn a_new_snapshot_is_proposed_outside_ci_and_fails_under_ci() {
+fn a_new_clean_snapshot_is_recorded_outside_ci_and_fails_under_ci() {
     let dir = tempfile::tempdir().unwrap();
     let snaps = dir.path().join("snapshots");
 
@@ -47,56 +69,56 @@ fn a_new_snapshot_is_proposed_outside_ci_and_fails_under_ci() {
         !under_ci.status.success(),
         "a missing snapshot fails under CI"
     );
+    assert!(
+        stdout(&under_ci).contains("under CI nothing is written"),
+        "{}",
+        stdout(&under_ci)
+    );
     assert!(files(&snaps).is_empty(), "nothing is written under CI");
 
     let local = run(&snaps, false);
-    assert!(!local.status.success(), "a new snapshot needs review");
+    assert!(local.status.success(), "{}", stdout(&local));
     assert!(
-        stdout(&local).contains(&format!("snapshot `{TEST}` is new")),
-        "{}",
+        stdout(&local).contains("new snapshot recorded"),
+        "it says so: {}",
         stdout(&local)
     );
-    assert_eq!(files(&snaps), vec![format!("{TEST}.snap.new")]);
+    assert_eq!(files(&snaps), vec![format!("{TEST}.snap")]);
+    let text = std::fs::read_to_string(snaps.join(format!("{TEST}.snap"))).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "---\nsource: tests/src/bin/verdict_fixtures.rs\n\
+             description: memwatch leak test {TEST} in tests/src/bin/verdict_fixtures.rs\n---\n\
+             verdict: clean\nkept per iteration: nothing\n"
+        )
+    );
+    // Now approved: CI passes on it.
+    assert!(run(&snaps, true).status.success());
 }
 
 #[test]
 fn an_approved_snapshot_passes_and_a_changed_one_fails_without_being_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let snaps = dir.path().join("snapshots");
-    assert!(!run(&snaps, false).status.success());
-    // Approve: what `cargo insta accept` does.
-    let pending = snaps.join(format!("{TEST}.snap.new"));
+    assert!(run(&snaps, false).status.success());
     let approved = snaps.join(format!("{TEST}.snap"));
-    std::fs::rename(&pending, &approved).unwrap();
-    let text = std::fs::read_to_string(&approved).unwrap();
-    assert!(text.contains("verdict: clean"), "{text}");
-    assert!(text.contains("per iteration, by tag"), "{text}");
-
     for ci in [false, true] {
         let out = run(&snaps, ci);
         assert!(out.status.success(), "ci={ci}: {}", stdout(&out));
         assert_eq!(files(&snaps), vec![format!("{TEST}.snap")], "ci={ci}");
     }
 
-    // Someone's change altered the diff: here, the approved text.
-    let changed = text.replace("verdict: clean", "verdict: leak");
+    // Pretend the approved diff was different.
+    let changed = std::fs::read_to_string(&approved)
+        .unwrap()
+        .replace("verdict: clean", "verdict: leak");
     std::fs::write(&approved, &changed).unwrap();
-
-    let out = run(&snaps, true);
-    assert!(!out.status.success(), "a changed diff fails under CI");
-    assert_eq!(
-        files(&snaps),
-        vec![format!("{TEST}.snap")],
-        "CI writes nothing"
-    );
-
-    let out = run(&snaps, false);
-    assert!(!out.status.success(), "a changed diff fails outside CI");
-    assert!(
-        stdout(&out).contains(&format!("snapshot `{TEST}` changed")),
-        "{}",
-        stdout(&out)
-    );
+    let ci = run(&snaps, true);
+    assert!(!ci.status.success(), "a changed snapshot fails under CI");
+    assert_eq!(files(&snaps), vec![format!("{TEST}.snap")]);
+    let local = run(&snaps, false);
+    assert!(!local.status.success());
     assert_eq!(
         files(&snaps),
         vec![format!("{TEST}.snap"), format!("{TEST}.snap.new")]
@@ -109,12 +131,114 @@ fn an_approved_snapshot_passes_and_a_changed_one_fails_without_being_overwritten
 }
 
 #[test]
+fn temporary_allocations_that_change_keep_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+    let test = "temporaries_vary_is_clean";
+    let first = run_ignored(&snaps, test, &[("FIXTURE_TEMPORARIES", "1")]);
+    assert!(first.status.success(), "{}", stdout(&first));
+    let approved = std::fs::read(snaps.join(format!("{test}.snap"))).unwrap();
+    // Ten times the temporaries, longer ones: a refactor, no leak.
+    for n in ["2", "10", "40"] {
+        let out = Command::new(FIXTURES)
+            .args(["--ignored", "--exact", test])
+            .env("MEMWATCH_SNAPSHOT_DIR", &snaps)
+            .env("FIXTURE_TEMPORARIES", n)
+            .env("CI", "true")
+            .env_remove("MEMWATCH_REPORT_DIR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{n}: {}", stdout(&out));
+    }
+    assert_eq!(files(&snaps), vec![format!("{test}.snap")]);
+    assert_eq!(
+        std::fs::read(snaps.join(format!("{test}.snap"))).unwrap(),
+        approved
+    );
+}
+
+#[test]
+fn an_approved_leak_is_a_known_leak_until_it_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+    let test = "cache_that_keeps_a_buffer_leaks";
+    let bytes = [("FIXTURE_LEAK_BYTES", "64")];
+
+    // A new leak is never recorded as approved: it waits for review.
+    let first = run_ignored(&snaps, test, &bytes);
+    assert!(!first.status.success());
+    assert!(
+        stdout(&first)
+            .contains("it records a leak: accepting it approves this leak as a known leak"),
+        "{}",
+        stdout(&first)
+    );
+    assert_eq!(files(&snaps), vec![format!("{test}.snap.new")]);
+    accept(&snaps, test);
+
+    // Approved: it passes while it stays as it is, under CI too, and says so.
+    let reports = tempfile::tempdir().unwrap();
+    let known = Command::new(FIXTURES)
+        .args(["--ignored", "--exact", test])
+        .env("MEMWATCH_SNAPSHOT_DIR", &snaps)
+        .env("MEMWATCH_REPORT_DIR", reports.path())
+        .env("CI", "true")
+        .envs(bytes)
+        .output()
+        .unwrap();
+    assert!(known.status.success(), "{}", stdout(&known));
+    assert!(
+        stdout(&known).contains("known leak, as approved in its snapshot"),
+        "{}",
+        stdout(&known)
+    );
+    let report = &memwatch_e2e::read_reports(reports.path())[test];
+    assert_eq!(report["snapshot"], "known_leak");
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["verdict"]["kind"], "leak");
+
+    // It grows: it fails, with the approved and the new figures.
+    let grown = run_ignored(&snaps, test, &[("FIXTURE_LEAK_BYTES", "128")]);
+    let text = stdout(&grown);
+    assert!(!grown.status.success(), "{text}");
+    assert!(
+        text.contains("changed: the known leak it approved is not what this run found"),
+        "{text}"
+    );
+    assert!(
+        text.contains("memory leak: "),
+        "the leak is reported: {text}"
+    );
+    assert!(
+        text.contains("-  (untagged)  +1 block  +96 bytes\n+  (untagged)  +1 block  +160 bytes"),
+        "{text}"
+    );
+    assert_eq!(
+        files(&snaps),
+        vec![format!("{test}.snap"), format!("{test}.snap.new")]
+    );
+}
+
+#[test]
 fn insta_update_cannot_overwrite_under_ci() {
     let dir = tempfile::tempdir().unwrap();
     let snaps = dir.path().join("snapshots");
     std::fs::create_dir_all(&snaps).unwrap();
     let approved = snaps.join(format!("{TEST}.snap"));
     let old = "---\nsource: tests/src/bin/verdict_fixtures.rs\n---\nverdict: leak\n";
+    // A new snapshot too: nothing is recorded under CI, whatever insta's
+    // variables say.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = Command::new(FIXTURES)
+        .args(["--exact", TEST])
+        .env("MEMWATCH_SNAPSHOT_DIR", fresh.path())
+        .env("CI", "true")
+        .env("INSTA_UPDATE", "always")
+        .env_remove("MEMWATCH_REPORT_DIR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a missing snapshot fails under CI");
+    assert!(files(fresh.path()).is_empty());
     std::fs::write(&approved, old).unwrap();
     let out = Command::new(FIXTURES)
         .args(["--exact", TEST])

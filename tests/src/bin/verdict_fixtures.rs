@@ -513,4 +513,38 @@ fn panicking_body() {
     assert!(*calls < 5, "the fifth call breaks");
 }
 
+/// A number from the environment, read once (in the warm-up): how the
+/// snapshot tests change a body between two runs.
+fn knob(name: &str, default: usize) -> usize {
+    static KNOBS: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+    let mut knobs = KNOBS.lock().unwrap();
+    if let Some((_, v)) = knobs.iter().find(|(n, _)| n == name) {
+        return *v;
+    }
+    let v = std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    knobs.push((name.to_owned(), v));
+    v
+}
+
+/// Clean, with `FIXTURE_TEMPORARIES` temporary strings an iteration: a
+/// refactor that changes only temporaries must keep its snapshot.
+#[leak_test(ignore)]
+fn temporaries_vary_is_clean() {
+    let n = knob("FIXTURE_TEMPORARIES", 1);
+    let words: Vec<String> = (0..n).map(|i| format!("word {i}").to_uppercase()).collect();
+    std::hint::black_box(words.join(" "));
+}
+
+/// A leak with no `should_leak`: a cache that keeps a buffer of
+/// `FIXTURE_LEAK_BYTES` bytes an iteration. Approved, it is a known leak.
+#[leak_test(ignore)]
+fn cache_that_keeps_a_buffer_leaks() {
+    static KEPT: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+    let n = knob("FIXTURE_LEAK_BYTES", 64);
+    KEPT.lock().unwrap().push(vec![7u8; n].into_boxed_slice());
+}
+
 memwatch_test::main!();
