@@ -264,3 +264,68 @@ section.test { margin-bottom: 2em; }
 fn anchor(r: &Report) -> String {
     format!("test-{}", r.test.replace("::", "-"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memwatch_report::report::{Decision, Rate, SnapshotStatus, Verdict, VERSION};
+
+    fn report(test: &str, verdict: Verdict, snapshot: SnapshotStatus) -> Report {
+        Report {
+            version: VERSION,
+            test: test.to_owned(),
+            file: "tests/leaks.rs".to_owned(),
+            line: 3,
+            verdict,
+            should_leak: false,
+            passed: true,
+            snapshot,
+            resources: "watched".to_owned(),
+            warmup: 3,
+            iterations: 32,
+            iterations_run: 35,
+            duration_ms: 1.0,
+            num_cycles: 35,
+            peak_bytes: 1024,
+            growth_per_iteration: Rate {
+                bytes: 24.0,
+                blocks: 1.0,
+            },
+            per_iteration: Vec::new(),
+            rounds: Vec::new(),
+            decision: Decision {
+                iterations: 32,
+                max_iterations: 1024,
+                time_limit_ms: 10_000.0,
+                extended_ms: 0.0,
+                call: Some("leak".to_owned()),
+                reason: None,
+                why: None,
+                evidence: serde_json::Value::Null,
+            },
+            memwatch_leak: None,
+            survivors: Vec::new(),
+            sites: None,
+            dhat_file: None,
+            cycles: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_known_leak_is_shown_as_one() {
+        let reports = [
+            report("a::cache_leaks", Verdict::Leak, SnapshotStatus::KnownLeak),
+            report("a::parse_is_clean", Verdict::Clean, SnapshotStatus::Matched),
+        ];
+        let page = page(Path::new("run"), &reports);
+        assert!(
+            page.contains("<td class=\"known_leak\">leak (known leak)</td>"),
+            "{page}"
+        );
+        assert!(page.contains("<td class=\"clean\">clean</td>"), "{page}");
+        assert!(
+            page.contains("1 not clean (1 of them known leaks"),
+            "{page}"
+        );
+    }
+}

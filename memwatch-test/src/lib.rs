@@ -175,7 +175,8 @@ struct ReadmeDoctests;
 /// | `should_leak` | off | passes only when a leak is found |
 /// | `sites` | off | always capture allocation sites (a leak captures them anyway) |
 /// | `resources = false` | on | do not watch threads and open file descriptors |
-/// | `snapshot = false` or `"name"` | the test's name | the heap diff snapshot under `tests/snapshots/` |
+/// | `snapshot = false` or `"name"` | the test's name | the snapshot under `tests/snapshots/`: the verdict and what each iteration keeps, by tag |
+/// | `count_allocations` | off | the snapshot also records allocations and frees per iteration, by tag |
 ///
 /// The function takes no arguments and returns nothing; a panic fails the
 /// test with no leak verdict. An `async fn` runs on a tokio current-thread
@@ -186,7 +187,9 @@ pub use memwatch_macros::leak_test;
 /// Declares the `main` of a leak test target: installs [`Alloc`] as the
 /// global allocator and runs every [`leak_test`] of the binary with
 /// libtest's command line (filters, `--exact`, `--skip`, `--list`,
-/// `--ignored`, `--include-ignored`, `--format`).
+/// `--ignored`, `--include-ignored`, `--format`, `--nocapture`,
+/// `--test-threads`), each test in a process of its own started from the
+/// binary (`MEMWATCH_IN_PROCESS=1` keeps them in this one).
 ///
 /// `main!(alloc = mimalloc::MiMalloc)` counts on top of another allocator.
 ///

@@ -435,3 +435,52 @@ fn dhat_files_and_sites_are_written_for_leaking_tests() {
     );
     assert!(text.contains("profiled/leaks::cache_leaks: "), "{text}");
 }
+
+#[test]
+fn an_accepted_leak_is_a_known_leak_until_it_changes() {
+    let f = one("known", LEAKY);
+    // A new leak is proposed for review, never recorded by itself.
+    let first = f.memwatch(&["test"]);
+    assert_eq!(first.status.code(), Some(1), "{}", stdout(&first));
+    assert!(f
+        .snapshots("known")
+        .contains(&"cache_leaks.snap.new".to_owned()));
+    let accept = f.memwatch(&["accept", "cache_leaks"]);
+    assert_eq!(accept.status.code(), Some(0), "{}", stderr(&accept));
+
+    // Accepted: a known leak, passing under CI, shown as such.
+    let ci = f.command(&["test"]).env("CI", "true").output().unwrap();
+    let text = stdout(&ci);
+    assert_eq!(ci.status.code(), Some(0), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("known/leaks::cache_leaks") && l.contains("known leak")),
+        "{text}"
+    );
+    assert!(text.contains("(1 of them known leaks"), "{text}");
+    let json = f
+        .command(&["test", "--message-format", "json"])
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let line: serde_json::Value = stdout(&json)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["name"] == "cache_leaks")
+        .unwrap();
+    assert_eq!(line["status"], "known_leak");
+    assert_eq!(line["known_leak"], true);
+    assert_eq!(line["snapshot"], "known_leak");
+
+    // The approved figures no longer hold: it fails under CI.
+    let snap = f.path().join("known/tests/snapshots/cache_leaks.snap");
+    let text = std::fs::read_to_string(&snap).unwrap();
+    std::fs::write(&snap, text.replace("+1 block", "+2 blocks")).unwrap();
+    let grown = f.command(&["test"]).env("CI", "true").output().unwrap();
+    assert_eq!(grown.status.code(), Some(1), "{}", stdout(&grown));
+    assert!(
+        stdout(&grown).contains("the known leak it approved is not what this run found"),
+        "{}",
+        stdout(&grown)
+    );
+}
