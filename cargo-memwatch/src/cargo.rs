@@ -259,7 +259,15 @@ pub fn discover(binaries: &[TestBinary], include_ignored: bool) -> Result<Vec<Le
             continue;
         }
         let Some(names) = list(b, include_ignored)? else {
-            continue;
+            // memwatch's harness is linked in, but libtest's harness runs:
+            // its leak tests would never run.
+            anyhow::bail!(
+                "the target `{}` of package `{}` holds leak tests but is built with libtest's \
+                 own harness, which never runs them: add `harness = false` to it in {}",
+                b.target,
+                b.package,
+                b.package_dir.join("Cargo.toml").display()
+            );
         };
         for name in names {
             tests.push(LeakTestRef {

@@ -92,6 +92,16 @@ pub struct ListArgs {
     pub selection: Selection,
     /// Run only tests whose name contains one of these.
     pub filters: Vec<String>,
+    /// Filters and `--skip` patterns match whole test names.
+    #[arg(long)]
+    pub exact: bool,
+    /// Leave out tests whose name contains this (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub skip: Vec<String>,
+    /// After `--`: libtest's filters, `--exact`, `--skip` and
+    /// `--include-ignored`, as `cargo test -- ...` takes them.
+    #[arg(last = true, value_name = "HARNESS ARGS")]
+    pub harness_args: Vec<String>,
     /// Split the tests across machines: `count:K/N` or `hash:K/N`.
     #[arg(long, value_name = "KIND:K/N")]
     pub partition: Option<Partition>,

@@ -9,6 +9,7 @@ use memwatch_report::env;
 
 use crate::cargo::{self, LeakTestRef, TestBinary};
 use crate::cli::{ListArgs, MessageFormat, ReportArgs, SnapshotArgs, TestArgs};
+use crate::filter::Filter;
 use crate::output;
 use crate::run::{self, Plan};
 use crate::snapshots;
@@ -63,14 +64,41 @@ fn read_and_build(args: &ListArgs) -> Result<(cargo_metadata::Metadata, Vec<Test
     Ok((meta, binaries))
 }
 
+/// No test matched the filters: a typo must not pass CI.
+#[derive(Debug)]
+pub struct NoMatch {
+    pub total: usize,
+    pub filter: String,
+}
+
+impl std::fmt::Display for NoMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "0 of {} leak tests matched {}: `cargo memwatch list` names them all",
+            self.total, self.filter
+        )
+    }
+}
+
+impl std::error::Error for NoMatch {}
+
 /// Builds, finds, filters and partitions the leak tests.
 fn select(
     args: &ListArgs,
 ) -> Result<(Vec<TestBinary>, Vec<LeakTestRef>, cargo_metadata::Metadata)> {
+    // Bad arguments are an error before anything is built.
+    let filter = Filter::new(&args.filters, args.exact, &args.skip, &args.harness_args)?;
     let (meta, binaries) = read_and_build(args)?;
-    let mut tests = cargo::discover(&binaries, args.include_ignored)?;
-    if !args.filters.is_empty() {
-        tests.retain(|t| args.filters.iter().any(|f| t.id.contains(f.as_str())));
+    let found = cargo::discover(&binaries, args.include_ignored || filter.include_ignored)?;
+    let total = found.len();
+    let mut tests: Vec<LeakTestRef> = found.into_iter().filter(|t| filter.selects(t)).collect();
+    if total > 0 && tests.is_empty() && filter.narrows() {
+        return Err(NoMatch {
+            total,
+            filter: filter.describe(),
+        }
+        .into());
     }
     if let Some(p) = &args.partition {
         tests = p.select(tests, |t| t.id.as_str());

@@ -11,6 +11,7 @@ use clap::Parser;
 mod cargo;
 mod cli;
 mod commands;
+mod filter;
 mod html;
 mod output;
 mod partition;
@@ -32,6 +33,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // Filters that match nothing fail like a failing test: exit 1.
+        Err(e) if e.downcast_ref::<commands::NoMatch>().is_some() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(USAGE_ERROR)

@@ -211,8 +211,19 @@ macro_rules! main {
         #[global_allocator]
         static __MEMWATCH_ALLOC: $crate::Alloc<$ty> = $alloc;
 
+        #[cfg_attr(test, allow(dead_code))]
         fn main() -> ::std::process::ExitCode {
             $crate::__private::run_main(::std::env!("CARGO_MANIFEST_DIR"))
+        }
+
+        // Compiled only under libtest's own harness, which never calls the
+        // `main` above: the target then fails, saying what to change,
+        // instead of passing with no test run.
+        #[cfg(test)]
+        #[test]
+        fn memwatch_leak_tests_need_harness_false(
+        ) -> ::std::result::Result<(), $crate::__private::WrongHarness> {
+            ::std::result::Result::Err($crate::__private::standard_harness(::std::env!("CARGO_CRATE_NAME")))
         }
     };
 }
@@ -220,7 +231,7 @@ macro_rules! main {
 /// What the macros of `memwatch-macros` and [`main!`] call; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::harness::{run_capture, run_main, run_one};
+    pub use crate::harness::{run_capture, run_main, run_one, standard_harness, WrongHarness};
     #[cfg(not(feature = "tokio"))]
     pub use crate::registry::AsyncNeedsTokioFeature;
     pub use crate::registry::{async_body, collector, Body, LeakTest, Options, SnapshotName};

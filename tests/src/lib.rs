@@ -55,6 +55,8 @@ pub struct Crate<'a> {
     /// More `[dependencies]` lines, and features for memwatch-test.
     pub dependencies: &'a str,
     pub memwatch_features: &'a [&'a str],
+    /// Leave `harness = false` out of the leak-test target (a mistake).
+    pub standard_harness: bool,
 }
 
 impl Fixture {
@@ -93,7 +95,7 @@ impl Fixture {
                 features.join(", "),
                 c.dependencies,
             );
-            if c.leaks.is_some() {
+            if c.leaks.is_some() && !c.standard_harness {
                 manifest.push_str("\n[[test]]\nname = \"leaks\"\nharness = false\n");
             }
             write(&root.join(c.name).join("Cargo.toml"), &manifest);
@@ -121,9 +123,24 @@ impl Fixture {
     /// The command, for callers that set more of it.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(cargo_memwatch());
-        cmd.arg("memwatch")
-            .args(args)
-            .current_dir(self.path())
+        cmd.arg("memwatch").args(args);
+        self.clean_env(&mut cmd);
+        cmd
+    }
+
+    /// `cargo ARGS` in the fixture (`cargo test`, `cargo nextest run`), with
+    /// the same environment as [`Fixture::command`].
+    pub fn cargo(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(args);
+        self.clean_env(&mut cmd);
+        cmd
+    }
+
+    /// Runs in the fixture, outside CI, with no `MEMWATCH_*` or insta
+    /// variable inherited and the shared fixture target folder.
+    fn clean_env(&self, cmd: &mut Command) {
+        cmd.current_dir(self.path())
             .env(
                 "CARGO_TARGET_DIR",
                 repo_root().join("target").join("e2e-fixtures"),
@@ -135,7 +152,6 @@ impl Fixture {
             .env_remove("MEMWATCH_REPORT_DIR")
             .env_remove("MEMWATCH_SNAPSHOT_DIR")
             .env_remove("CARGO_TERM_COLOR");
-        cmd
     }
 
     /// Panics, naming the paths, if files differ from `before` (a
@@ -274,6 +290,40 @@ fn cache_leaks() {
 #[leak_test]
 fn parse_is_clean() {
     std::hint::black_box("1,2".split(',').count());
+}
+
+memwatch_test::main!();
+"#;
+
+/// A test that ends the process with exit code 0, beside a clean one.
+pub const EXITING: &str = r#"
+use memwatch_test::leak_test;
+
+#[leak_test(snapshot = false)]
+fn exits_the_process() {
+    std::process::exit(0);
+}
+
+#[leak_test(snapshot = false)]
+fn runs_after_it() {
+    std::hint::black_box(vec![1u8; 10]);
+}
+
+memwatch_test::main!();
+"#;
+
+/// A leak test beside a `#[test]` function, which such a target never runs.
+pub const WITH_A_TEST_FN: &str = r#"
+use memwatch_test::leak_test;
+
+#[leak_test(snapshot = false)]
+fn parse_is_clean() {
+    std::hint::black_box("a,b".split(',').count());
+}
+
+#[test]
+fn forgotten_unit_test() {
+    assert_eq!(2 + 2, 5);
 }
 
 memwatch_test::main!();

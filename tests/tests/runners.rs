@@ -10,8 +10,6 @@ use std::process::{Command, Output};
 
 use memwatch_e2e::{repo_root, stderr, stdout, Crate, Fixture, CLEAN};
 
-const TARGET: &str = "e2e-fixtures";
-
 fn fixture() -> Fixture {
     let root = repo_root();
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
@@ -44,14 +42,8 @@ fn fixture() -> Fixture {
 /// `cargo ARGS` in the fixture, outside CI, with `MEMWATCH_SNAPSHOT_DIR`
 /// set to the relative folder `snapshots`.
 fn cargo(f: &Fixture, args: &[&str], snapshots: &str) -> Output {
-    Command::new(env!("CARGO"))
-        .args(args)
-        .current_dir(f.path())
-        .env("CARGO_TARGET_DIR", repo_root().join("target").join(TARGET))
+    f.cargo(args)
         .env("MEMWATCH_SNAPSHOT_DIR", snapshots)
-        .env_remove("CI")
-        .env_remove("MEMWATCH_REPORT_DIR")
-        .env_remove("INSTA_UPDATE")
         .output()
         .expect("cargo runs")
 }
@@ -102,7 +94,6 @@ fn cargo_test_nextest_and_cargo_memwatch_record_byte_identical_snapshots() {
     for (dir, args) in &runs {
         let out = if args[0] == "memwatch" {
             f.command(&args[1..])
-                .env("CARGO_TARGET_DIR", repo_root().join("target").join(TARGET))
                 .env("MEMWATCH_SNAPSHOT_DIR", dir)
                 .output()
                 .unwrap()
@@ -142,7 +133,6 @@ fn cargo_test_nextest_and_cargo_memwatch_record_byte_identical_snapshots() {
     // `cargo memwatch accept` finds them where the harness wrote them.
     let accept = f
         .command(&["accept"])
-        .env("CARGO_TARGET_DIR", repo_root().join("target").join(TARGET))
         .env("MEMWATCH_SNAPSHOT_DIR", "snaps-memwatch")
         .output()
         .unwrap();

@@ -3,10 +3,12 @@
 //! - [`isolate`]: each test in a process of its own;
 //! - [`trial`]: one test, start to end;
 //! - [`snapshot`]: its snapshot, compared and written;
+//! - [`stray`]: `#[test]` functions that a leak-test target never runs;
 //! - [`summary`]: what a test's run reports, and the table after the run.
 
 mod isolate;
 mod snapshot;
+mod stray;
 mod summary;
 mod trial;
 
@@ -106,6 +108,7 @@ pub fn run_main(manifest_dir: &'static str) -> ExitCode {
     // One test at a time unless asked otherwise: each measures its time
     // budget, and a loaded machine gives it less.
     args.test_threads = Some(args.test_threads.unwrap_or(1));
+    let stray = stray::find(&tests, Path::new(manifest_dir));
     if args.list && std::env::var_os(env::PROBE).is_some() {
         // For cargo memwatch: every test, with its ignore flag, in one call.
         println!("{}", probe::PROBE_HEADER);
@@ -116,6 +119,9 @@ pub fn run_main(manifest_dir: &'static str) -> ExitCode {
                 "test"
             };
             println!("{}: {kind}", test.full_name());
+        }
+        if !stray.is_empty() {
+            println!("{}: test", stray::NAME);
         }
         return ExitCode::SUCCESS;
     }
@@ -130,29 +136,31 @@ pub fn run_main(manifest_dir: &'static str) -> ExitCode {
     };
     let config = Arc::new(config);
     let summary: Arc<Mutex<Vec<summary::SummaryRow>>> = Arc::default();
-    let trials = tests
-        .into_iter()
-        .map(|test| {
-            let summary = summary.clone();
-            let config = config.clone();
-            Trial::test(test.full_name(), move || {
-                let result = if in_process {
-                    trial::execute(test, &config)
-                } else {
-                    isolate::run_in_child(test, mode)
-                };
-                summary
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(result.row);
-                match result.failure {
-                    Some(f) => Err(Failed::from(f)),
-                    None => Ok(()),
-                }
-            })
-            .with_ignored_flag(test.options.ignore)
+    let mut trials: Vec<Trial> = Vec::new();
+    if !stray.is_empty() {
+        let message = stray::message(&stray);
+        trials.push(Trial::test(stray::NAME, move || Err(Failed::from(message))));
+    }
+    trials.extend(tests.into_iter().map(|test| {
+        let summary = summary.clone();
+        let config = config.clone();
+        Trial::test(test.full_name(), move || {
+            let result = if in_process {
+                trial::execute(test, &config)
+            } else {
+                isolate::run_in_child(test, mode)
+            };
+            summary
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(result.row);
+            match result.failure {
+                Some(f) => Err(Failed::from(f)),
+                None => Ok(()),
+            }
         })
-        .collect();
+        .with_ignored_flag(test.options.ignore)
+    }));
     let conclusion = libtest_mimic::run(&args, trials);
     let quiet = args.list
         || matches!(
@@ -166,6 +174,35 @@ pub fn run_main(manifest_dir: &'static str) -> ExitCode {
         summary::print(&rows);
     }
     conclusion.exit_code()
+}
+
+/// Why a leak-test target built with libtest's own harness failed; its
+/// `Debug` is the message, as libtest prints a test's error with it.
+pub struct WrongHarness(String);
+
+impl std::fmt::Debug for WrongHarness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The failure of a leak-test target built with libtest's own harness
+/// (`harness = false` missing): no leak test ran, and what to change.
+///
+/// ```
+/// let why = memwatch_test::__private::standard_harness("leaks");
+/// assert!(format!("{why:?}").contains("harness = false"));
+/// ```
+pub fn standard_harness(target: &str) -> WrongHarness {
+    // So that `cargo memwatch` sees this target too, and says the same.
+    std::hint::black_box(probe::MARKER);
+    let tests = registry::all().len();
+    WrongHarness(format!(
+        "the {tests} leak test(s) of the target `{target}` did not run: it is built with \
+         libtest's own harness, which never calls `memwatch_test::main!()`.\n\
+         Add `harness = false` to the target in Cargo.toml:\n\n\
+         [[test]]\nname = \"{target}\"\nharness = false\n"
+    ))
 }
 
 /// Runs one test the way the harness does, in this process and without
