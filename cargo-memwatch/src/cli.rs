@@ -121,7 +121,8 @@ pub struct TestArgs {
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<std::num::NonZeroUsize>,
     /// Seconds a test may run before it is stopped and reported.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    #[arg(long, value_name = "SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "PATH")]

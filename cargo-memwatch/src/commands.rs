@@ -185,8 +185,14 @@ pub fn test(args: &TestArgs) -> Result<u8> {
     } else {
         TESTS_FAILED
     };
+    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
     if human {
-        print!("{}", output::summary(&results, started.elapsed()));
+        let summary = output::summary(&results, started.elapsed());
+        if github {
+            print!("{}", output::github_safe(&summary));
+        } else {
+            print!("{summary}");
+        }
         println!("reports: {}", run_dir.display());
     } else {
         println!("{}", output::json_summary(&results, code));
@@ -194,7 +200,7 @@ pub fn test(args: &TestArgs) -> Result<u8> {
     if let Some(path) = &args.junit {
         output::junit(&results, path)?;
     }
-    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+    if github {
         print!("{}", output::github_annotations(&results));
     }
     Ok(code)

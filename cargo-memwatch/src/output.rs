@@ -135,8 +135,9 @@ pub fn summary(results: &[TestResult], elapsed: Duration) -> String {
     };
     let _ = writeln!(
         s,
-        "\n{} leak tests: {passed} passed{known}, {} failed ({})",
+        "\n{} leak test{}: {passed} passed{known}, {} failed ({})",
         results.len(),
+        if results.len() == 1 { "" } else { "s" },
         failed.len(),
         seconds(elapsed)
     );
@@ -206,6 +207,9 @@ pub fn json_summary(results: &[TestResult], exit_code: u8) -> Value {
     })
 }
 
+/// Escapes `s` for XML text and attributes; a character XML 1.0 forbids
+/// (control characters but tab, newline and return, U+FFFE, U+FFFF)
+/// becomes U+FFFD, so that the file stays well-formed.
 fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -215,7 +219,8 @@ fn xml_escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -282,6 +287,21 @@ pub fn junit(results: &[TestResult], path: &Path) -> Result<()> {
     std::fs::write(path, x).with_context(|| format!("could not write {}", path.display()))
 }
 
+/// `text` made safe to print under GitHub Actions: the runner reads any
+/// line that starts with `::` as a workflow command, and a panic message or
+/// a tag name may hold one. Commands are stopped around the text with a
+/// token the text cannot know.
+pub fn github_safe(text: &str) -> String {
+    let token = format!(
+        "memwatch-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    format!("::stop-commands::{token}\n{text}::{token}::\n")
+}
+
 /// GitHub Actions workflow commands, one `::error` per failed test, pointing
 /// at the test's file and line.
 pub fn github_annotations(results: &[TestResult]) -> String {
@@ -309,4 +329,27 @@ pub fn github_annotations(results: &[TestResult]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_forbidden_characters_are_replaced() {
+        let s = xml_escape("a\u{FFFE}b\u{FFFF}c\u{1}d\te<f>");
+        assert_eq!(s, "a\u{FFFD}b\u{FFFD}c\u{FFFD}d\te&lt;f&gt;");
+    }
+
+    #[test]
+    fn raw_text_cannot_issue_workflow_commands() {
+        let evil = "panic: boom\n::error file=src/lib.rs::forged\n";
+        let safe = github_safe(evil);
+        let mut lines = safe.lines();
+        let first = lines.next().unwrap();
+        let token = first.strip_prefix("::stop-commands::").unwrap();
+        assert!(!token.is_empty() && !evil.contains(token));
+        assert_eq!(safe.lines().last().unwrap(), format!("::{token}::"));
+        assert!(safe.contains("::error file=src/lib.rs::forged"));
+    }
 }

@@ -26,7 +26,7 @@ pub enum Status {
     SnapshotChanged,
     /// The process died without a report: a signal, an abort, an exit.
     Crashed(String),
-    /// The process passed the time limit and was stopped.
+    /// The process ran past its time limit and was stopped.
     TimedOut,
 }
 
@@ -59,7 +59,9 @@ impl TestResult {
         }
         match &self.status {
             Status::Crashed(how) => format!("the test process crashed ({how})"),
-            Status::TimedOut => "the test passed the time limit and was stopped".to_owned(),
+            Status::TimedOut => {
+                "the test ran past its time limit (`--timeout`) and was stopped".to_owned()
+            }
             _ => self.output.trim().to_owned(),
         }
     }

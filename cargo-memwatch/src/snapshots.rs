@@ -118,37 +118,6 @@ pub fn reject(p: &Pending) -> Result<()> {
     std::fs::remove_file(&p.new).with_context(|| format!("could not reject {}", p.new.display()))
 }
 
-/// A line diff of two bodies: `-` old, `+` new, ` ` both.
-pub fn diff(old: &str, new: &str) -> String {
-    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
-    // Longest common subsequence, fine for snapshot-sized texts.
-    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j, mut out) = (0, 0, String::new());
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            out.push_str(&format!("  {}\n", a[i]));
-            i += 1;
-            j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] > lcs[i + 1][j]) {
-            out.push_str(&format!("+ {}\n", b[j]));
-            j += 1;
-        } else {
-            out.push_str(&format!("- {}\n", a[i]));
-            i += 1;
-        }
-    }
-    out
-}
-
 /// What the reviewer decided for one snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -176,7 +145,11 @@ pub fn review(
         match &old {
             Some(old) => {
                 writeln!(out, "--- approved\n+++ pending")?;
-                write!(out, "{}", diff(&old.body, &new.body))?;
+                write!(
+                    out,
+                    "{}",
+                    memwatch_report::snapshot::diff(&old.body, &new.body)
+                )?;
             }
             None => {
                 writeln!(out, "new snapshot:")?;
@@ -224,12 +197,6 @@ pub fn require_matches(list: &[Pending], filters: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn diff_marks_changed_lines() {
-        let d = diff("verdict: clean\na\nb", "verdict: leak\na\nb");
-        assert_eq!(d, "- verdict: clean\n+ verdict: leak\n  a\n  b\n");
-    }
 
     #[test]
     fn parse_checks_the_header() {

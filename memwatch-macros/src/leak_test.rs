@@ -185,7 +185,7 @@ fn parse_options(args: TokenStream) -> Result<Options> {
 fn check_budget(args: &Punctuated<Arg, Token![,]>, o: &Options) -> Result<()> {
     let find = |name: &str| args.iter().find(|a| a.name == name);
     if o.duration_ms.is_some() {
-        for name in ["max_iterations", "time_limit"] {
+        for name in ["iterations", "max_iterations", "time_limit"] {
             if let Some(arg) = find(name) {
                 return Err(Error::new(
                     arg.name.span(),

@@ -203,24 +203,8 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The verdict's name, as the summary and the snapshot write it.
-    ///
-    /// ```
-    /// use memwatch_report::report::Verdict;
-    /// assert_eq!(Verdict::TaskLeak { pending: 1, iteration: 4 }.name(), "task leak");
-    /// ```
-    pub fn name(&self) -> &'static str {
-        match self {
-            Verdict::Clean => "clean",
-            Verdict::Leak => "leak",
-            Verdict::TaskLeak { .. } => "task leak",
-            Verdict::ThreadLeak { .. } => "thread leak",
-            Verdict::FdLeak { .. } => "fd leak",
-            Verdict::Panicked { .. } => "panicked",
-        }
-    }
-
-    /// The verdict's id, as the JSON's `kind` writes it (`task_leak`).
+    /// The verdict's id, as the JSON's `kind`, the summaries and the
+    /// snapshots write it (`task_leak`).
     ///
     /// ```
     /// use memwatch_report::report::Verdict;

@@ -400,8 +400,9 @@ fn write_rounds(s: &mut String, outcome: &Outcome) {
         if let Some(res) = r.resources {
             let _ = writeln!(
                 s,
-                "      then {} threads{}, {} open descriptors{}",
+                "      then {} thread{}{}, {} open descriptors{}",
                 res.threads,
+                if res.threads == 1 { "" } else { "s" },
                 if r.threads_grew { " (more)" } else { "" },
                 res.open_fds,
                 if r.fds_grew { " (more)" } else { "" },
@@ -526,7 +527,7 @@ fn write_diff(s: &mut String, rows: &[TagRow], indent: &str) {
 /// nothing in it depends on time, addresses, the machine or which round
 /// was the last.
 pub(crate) fn snapshot_body(test: &LeakTest, outcome: &Outcome) -> String {
-    let verdict = outcome.verdict.name();
+    let verdict = outcome.verdict.kind();
     let Some((diff, r)) = &outcome.diff else {
         return snapshot::body(verdict, &[], None);
     };

@@ -124,6 +124,23 @@ fn a_leak_fails_the_run_and_says_where() {
         text.contains("leaks::cache_leaks (tests/leaks.rs:"),
         "{text}"
     );
+    // The raw failure text cannot issue workflow commands: they are stopped
+    // around it, and resumed before the annotations.
+    let stop = text
+        .lines()
+        .position(|l| l.starts_with("::stop-commands::"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let token = text.lines().nth(stop).unwrap()["::stop-commands::".len()..].to_owned();
+    let resume = text
+        .lines()
+        .position(|l| l == format!("::{token}::"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        text.lines()
+            .position(|l| l.contains("leaks::cache_leaks (tests/leaks.rs:"))
+            .is_some_and(|i| stop < i && i < resume),
+        "{text}"
+    );
     // GitHub annotations point at the test.
     assert!(
         text.lines()
@@ -254,7 +271,7 @@ fn a_changed_diff_is_reviewed_accepted_or_rejected() {
     assert_eq!(skipped.status.code(), Some(0));
     let shown = stdout(&skipped);
     assert!(
-        shown.contains("- verdict: leak") && shown.contains("+ verdict: clean"),
+        shown.contains("-verdict: leak") && shown.contains("+verdict: clean"),
         "{shown}"
     );
     assert!(
@@ -345,6 +362,10 @@ fn bad_input_is_a_clear_error_with_exit_code_2_and_no_change() {
             "is not a Cargo.toml",
         ),
         (vec!["frobnicate"], "unrecognized subcommand"),
+        (
+            vec!["test", "--timeout", "0"],
+            "invalid value '0' for '--timeout <SECS>'",
+        ),
     ];
     for (args, message) in cases {
         let out = f.memwatch(&args);

@@ -70,7 +70,9 @@ fn a_new_clean_snapshot_is_recorded_outside_ci_and_fails_under_ci() {
         "a missing snapshot fails under CI"
     );
     assert!(
-        stdout(&under_ci).contains("under CI nothing is written"),
+        stdout(&under_ci).contains("under CI nothing is written")
+            && stdout(&under_ci).contains("Run the tests outside CI to write it for review")
+            && !stdout(&under_ci).contains("Review it with"),
         "{}",
         stdout(&under_ci)
     );

@@ -142,12 +142,16 @@ pub(crate) fn check(test: &LeakTest, config: &Config, outcome: &Outcome) -> Chec
         None => (SnapshotStatus::New, "is new"),
     };
     let shown = match &approved {
-        Some(old) => diff_lines(old, body),
+        Some(old) => snapshot::diff(old, body),
         None => body.lines().map(|l| format!("+{l}\n")).collect(),
     };
+    let next = if ci {
+        "Run the tests outside CI to write it for review, then commit the accepted snapshot."
+    } else {
+        "Review it with `cargo memwatch review` or `cargo insta review`."
+    };
     let message = format!(
-        "the heap diff snapshot `{name}` {what} (in {}); {written}.\n\
-         Review it with `cargo memwatch review` or `cargo insta review`.\n\
+        "the heap diff snapshot `{name}` {what} (in {}); {written}.\n{next}\n\
          --- approved\n+++ now\n{shown}",
         dir.display()
     );
@@ -164,22 +168,6 @@ fn failed(message: String) -> Check {
         message: Some(message),
         path: None,
     }
-}
-
-/// `old` and `new` line by line: `-` for a line only in `old`, `+` for one
-/// only in `new`, a space for both.
-fn diff_lines(old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .iter_all_changes()
-        .map(|c| {
-            let sign = match c.tag() {
-                similar::ChangeTag::Delete => '-',
-                similar::ChangeTag::Insert => '+',
-                similar::ChangeTag::Equal => ' ',
-            };
-            format!("{sign}{}\n", c.value().trim_end_matches('\n'))
-        })
-        .collect()
 }
 
 /// Writes `path` through a temporary file and a rename, making its folder.

@@ -91,12 +91,17 @@ pub(crate) fn execute(test: &'static LeakTest, config: &Config) -> TrialResult {
         failure: (!failures.is_empty()).then(|| failures.join("\n")),
         row: SummaryRow {
             name,
-            verdict: outcome.verdict.name().to_owned(),
-            growth: format!(
-                "{}/iter, {:+.2} blocks/iter",
-                format_bytes_f64(bytes),
-                blocks
-            ),
+            verdict: outcome.verdict.kind().to_owned(),
+            // A panicked run's figures mean nothing.
+            growth: if panicked {
+                "-".to_owned()
+            } else {
+                format!(
+                    "{}/iter, {:+.2} blocks/iter",
+                    format_bytes_f64(bytes),
+                    blocks
+                )
+            },
             iterations: outcome.iterations_run(),
             passed: failures.is_empty(),
             note,
