@@ -46,6 +46,9 @@ pub struct ReportArgs {
     /// Path to the workspace's (or a package's) Cargo.toml.
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
+    /// The target folder the run used (`cargo memwatch test --target-dir`).
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
     /// Where to write the page (default: target/memwatch/report.html).
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,

@@ -12,6 +12,7 @@ use crate::cli::{ListArgs, MessageFormat, ReportArgs, SnapshotArgs, TestArgs};
 use crate::filter::Filter;
 use crate::output;
 use crate::run::{self, Plan};
+use crate::runs;
 use crate::snapshots;
 
 /// Exit code: every test clean and approved.
@@ -139,11 +140,8 @@ pub fn test(args: &TestArgs) -> Result<u8> {
         .jobs
         .map(|j| j.get())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let run_dir = meta
-        .target_directory
-        .as_std_path()
-        .join("memwatch")
-        .join(format!("run-{}", std::process::id()));
+    let memwatch_dir = runs::memwatch_dir(args.list.selection.target_dir.as_deref(), &meta);
+    let run_dir = runs::create(&memwatch_dir, meta.workspace_root.as_std_path())?;
     let bar = (human && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(tests.len() as u64);
         bar.set_style(
@@ -168,12 +166,7 @@ pub fn test(args: &TestArgs) -> Result<u8> {
             timeout: Duration::from_secs(args.timeout),
             run_dir: run_dir.clone(),
             sites: args.sites,
-            dhat: args.dhat.then(|| {
-                meta.target_directory
-                    .as_std_path()
-                    .join("memwatch")
-                    .join("dhat")
-            }),
+            dhat: args.dhat.then(|| memwatch_dir.join("dhat")),
         },
         &progress,
     )?;
@@ -253,8 +246,8 @@ pub fn accept_or_reject(args: &SnapshotArgs, accept: bool) -> Result<u8> {
 
 pub fn report(args: &ReportArgs) -> Result<u8> {
     let meta = cargo::metadata(args.manifest_path.as_deref())?;
-    let memwatch = meta.target_directory.as_std_path().join("memwatch");
-    let run = crate::html::latest_run(&memwatch)?;
+    let memwatch = runs::memwatch_dir(args.target_dir.as_deref(), &meta);
+    let run = runs::latest(&memwatch, meta.workspace_root.as_std_path())?;
     let reports = crate::html::read_reports(&run)?;
     if reports.is_empty() {
         anyhow::bail!("the last run ({}) has no reports", run.display());

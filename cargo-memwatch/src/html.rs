@@ -5,39 +5,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use memwatch_report::report::{self, Cycle, Report};
 
 use crate::output::bytes;
-
-/// The newest `run-*` folder under `<target>/memwatch/`.
-pub fn latest_run(memwatch_dir: &Path) -> Result<PathBuf> {
-    let runs = std::fs::read_dir(memwatch_dir).with_context(|| {
-        format!(
-            "no runs in {}: run `cargo memwatch test` first",
-            memwatch_dir.display()
-        )
-    })?;
-    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-    for entry in runs {
-        let entry = entry?;
-        let path = entry.path();
-        if !entry.file_name().to_string_lossy().starts_with("run-") || !path.is_dir() {
-            continue;
-        }
-        let modified = entry.metadata()?.modified()?;
-        if best.as_ref().is_none_or(|(t, _)| modified > *t) {
-            best = Some((modified, path));
-        }
-    }
-    match best {
-        Some((_, path)) => Ok(path),
-        None => bail!(
-            "no runs in {}: run `cargo memwatch test` first",
-            memwatch_dir.display()
-        ),
-    }
-}
 
 /// The JSON reports of a run, in test order.
 pub fn read_reports(run: &Path) -> Result<Vec<Report>> {
@@ -53,8 +24,20 @@ pub fn read_reports(run: &Path) -> Result<Vec<Report>> {
             let path = entry?.path();
             if path.extension().is_some_and(|x| x == "json") {
                 let bytes = std::fs::read(&path)?;
-                let mut value = report::read(&bytes)
-                    .with_context(|| format!("could not read {}", path.display()))?;
+                let mut value = match report::read(&bytes) {
+                    Ok(value) => value,
+                    // Some other JSON file: not a test of the run.
+                    Err(report::ReadError::NotAReport(why)) => {
+                        eprintln!(
+                            "warning: {} is not a memwatch report ({why}); left out",
+                            path.display()
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("could not read {}", path.display()))
+                    }
+                };
                 if let Ok(id) = std::fs::read_to_string(dir.join("id")) {
                     value.test = id;
                 }

@@ -16,6 +16,7 @@ mod html;
 mod output;
 mod partition;
 mod run;
+mod runs;
 mod snapshots;
 
 /// Exit code: a usage or build error.
