@@ -126,6 +126,10 @@ pub fn list(args: &ListArgs) -> Result<u8> {
 
 pub fn test(args: &TestArgs) -> Result<u8> {
     let started = Instant::now();
+    if let Some(path) = &args.junit {
+        // An output that cannot be written fails before anything runs.
+        output::check_writable(path)?;
+    }
     let (binaries, tests, meta) = select(&args.list)?;
     let human = args.list.message_format == MessageFormat::Human;
     if tests.is_empty() {

@@ -227,6 +227,21 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
+/// Fails unless `path` can be written (its folder made, the file opened);
+/// leaves an existing file as it is.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let context = || format!("cannot write the JUnit file {}", path.display());
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(context)?;
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(context)?;
+    Ok(())
+}
+
 /// Writes a JUnit XML file: one suite per test binary.
 pub fn junit(results: &[TestResult], path: &Path) -> Result<()> {
     let mut suites: Vec<(String, Vec<&TestResult>)> = Vec::new();

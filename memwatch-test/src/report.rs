@@ -285,8 +285,12 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
             "  threads and open descriptors: not watched, not supported on this platform"
         );
     }
-    write_rounds(&mut s, outcome);
-    write_survivors(&mut s, outcome);
+    if !outcome.rounds().is_empty() {
+        write_rounds(&mut s, outcome);
+    }
+    if outcome.measured_iterations() > 0 {
+        write_survivors(&mut s, outcome);
+    }
     if let Some(sites) = &outcome.sites {
         write_sites(&mut s, sites);
     }
@@ -305,13 +309,33 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
         );
         write_diff(&mut s, &per_iteration(diff, r.last - r.first + 1), "    ");
     }
-    let _ = writeln!(
-        s,
-        "  next: find what keeps these blocks alive (a global collection, a cache, an Rc \
-         cycle, a forgotten value); #[tagged] on your types splits the diff by type; \
-         MEMWATCH_REPORT_DIR=<dir> writes the whole report as JSON."
-    );
+    let _ = writeln!(s, "  next: {}", advice(&outcome.verdict));
     s
+}
+
+/// What to look for, for each kind of leak.
+fn advice(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::TaskLeak { .. } => {
+            "find what the pending task waits on (a channel whose sender is kept alive, a \
+             lock, a timer that never fires); close or drop it, or keep the task's JoinHandle \
+             and abort it; MEMWATCH_REPORT_DIR=<dir> writes the whole report as JSON."
+        }
+        Verdict::ThreadLeak { .. } => {
+            "join the threads the body spawns (keep their JoinHandles), or tell them to stop \
+             (a closed channel, a flag) before the body returns; a pool should be built once, \
+             outside the body, or in the warm-up."
+        }
+        Verdict::FdLeak { .. } => {
+            "find the file, socket or pipe that stays open: kept in a collection, leaked with \
+             `mem::forget` or `into_raw_fd`, or held by a value that is never dropped."
+        }
+        _ => {
+            "find what keeps these blocks alive (a global collection, a cache, an Rc cycle, \
+             a forgotten value); #[tagged] on your types splits the diff by type; \
+             MEMWATCH_REPORT_DIR=<dir> writes the whole report as JSON."
+        }
+    }
 }
 
 /// The decision's sentence.

@@ -366,6 +366,10 @@ fn bad_input_is_a_clear_error_with_exit_code_2_and_no_change() {
             vec!["test", "--timeout", "0"],
             "invalid value '0' for '--timeout <SECS>'",
         ),
+        (
+            vec!["test", "--junit", "/proc/no/such/junit.xml"],
+            "cannot write the JUnit file /proc/no/such/junit.xml",
+        ),
     ];
     for (args, message) in cases {
         let out = f.memwatch(&args);

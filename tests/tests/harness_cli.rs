@@ -26,7 +26,7 @@ fn list_names_every_test_as_libtest_does() {
     assert!(out.status.success());
     let text = stdout(&out);
     let tests: Vec<&str> = text.lines().filter(|l| l.ends_with(": test")).collect();
-    assert_eq!(tests.len(), 39, "{text}");
+    assert_eq!(tests.len(), 40, "{text}");
     assert!(tests.contains(&"box_leak_leaks: test"));
     assert!(tests.contains(&"panicking_body: test"));
     assert!(
@@ -35,7 +35,7 @@ fn list_names_every_test_as_libtest_does() {
     );
 
     let ignored = stdout(&fixtures(&["--list", "--ignored"]));
-    assert_eq!(ignored.lines().filter(|l| l.ends_with(": test")).count(), 7);
+    assert_eq!(ignored.lines().filter(|l| l.ends_with(": test")).count(), 8);
 }
 
 #[test]
@@ -134,4 +134,25 @@ fn soak_tests_run_for_their_duration() {
             }
         }
     }
+}
+
+#[test]
+fn a_task_leak_says_what_to_look_for_and_nothing_empty() {
+    let out = fixtures(&["--ignored", "--exact", "unexpected_task_leak"]);
+    let text = stdout(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("task leak: 1 task(s) spawned by the body"),
+        "{text}"
+    );
+    assert!(
+        text.contains("next: find what the pending task waits on"),
+        "{text}"
+    );
+    assert!(!text.contains("rounds (measured iterations"), "{text}");
+    assert!(!text.contains("0 of 0 measured iterations"), "{text}");
+    assert!(
+        !text.contains("find what keeps these blocks alive"),
+        "{text}"
+    );
 }

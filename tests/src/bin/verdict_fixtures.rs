@@ -97,6 +97,17 @@ async fn task_stuck_on_a_channel_leaks() {
     let _ = keep_tx.send(_tx);
 }
 
+/// The same task leak, not expected: its failure message is the test.
+#[leak_test(ignore, snapshot = false)]
+async fn unexpected_task_leak() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = rx.await;
+    });
+    // The sender outlives the iteration: the task waits for ever.
+    std::mem::forget(tx);
+}
+
 static QUEUE: Mutex<VecDeque<u64>> = Mutex::new(VecDeque::new());
 
 /// Grows in steps: the buffer doubles now and then, no new block is made.
