@@ -126,6 +126,7 @@ pub fn list(args: &ListArgs) -> Result<u8> {
 
 pub fn test(args: &TestArgs) -> Result<u8> {
     let started = Instant::now();
+    crate::process::stop_all_on_interrupt();
     if let Some(path) = &args.junit {
         // An output that cannot be written fails before anything runs.
         output::check_writable(path)?;
@@ -176,6 +177,14 @@ pub fn test(args: &TestArgs) -> Result<u8> {
     )?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if crate::process::interrupted() {
+        eprintln!(
+            "interrupted: every running test was stopped; the results are no verdict \
+             (reports so far: {})",
+            run_dir.display()
+        );
+        return Ok(crate::process::INTERRUPTED_EXIT);
     }
     let code = if results.iter().all(|r| r.ok()) {
         SUCCESS

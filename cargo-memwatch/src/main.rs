@@ -15,6 +15,7 @@ mod filter;
 mod html;
 mod output;
 mod partition;
+mod process;
 mod run;
 mod runs;
 mod snapshots;

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use memwatch_report::report::{self, Report};
 
 use crate::cargo::{LeakTestRef, TestBinary};
+use crate::process;
 
 /// How one test ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +134,7 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
     if let Some(dhat) = &plan.dhat {
         command.env(memwatch_report::env::DHAT, dhat);
     }
-    let mut child = command
+    command
         .args(["--exact", &test.name, "--include-ignored"])
         .env(memwatch_report::env::REPORT_DIR, &dir)
         // One test a process already: the harness need not start another.
@@ -141,20 +142,10 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
         .current_dir(&binary.package_dir)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
-        .stderr(out)
-        .spawn()
+        .stderr(out);
+    let mut child = process::spawn(&mut command)
         .with_context(|| format!("could not run {}", binary.exe.display()))?;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if started.elapsed() > plan.timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = process::wait_until(&mut child, started + plan.timeout)?;
     let duration = started.elapsed();
     let output =
         String::from_utf8_lossy(&std::fs::read(&out_path).unwrap_or_default()).into_owned();
@@ -224,6 +215,7 @@ fn describe(status: &ExitStatus) -> String {
             let name = match signal {
                 6 => "SIGABRT, an abort",
                 9 => "SIGKILL",
+                15 => "SIGTERM",
                 11 => "SIGSEGV, a segmentation fault",
                 7 => "SIGBUS",
                 4 => "SIGILL",

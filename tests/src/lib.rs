@@ -295,6 +295,21 @@ fn parse_is_clean() {
 memwatch_test::main!();
 "#;
 
+/// A test that starts a child process, writes its pid to the file named
+/// by `FIXTURE_PID_FILE` and hangs.
+pub const HANGS_WITH_A_CHILD: &str = r#"
+use memwatch_test::leak_test;
+
+#[leak_test(snapshot = false)]
+fn hangs_with_a_child() {
+    let child = std::process::Command::new("sleep").arg("600").spawn().unwrap();
+    std::fs::write(std::env::var("FIXTURE_PID_FILE").unwrap(), child.id().to_string()).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(600));
+}
+
+memwatch_test::main!();
+"#;
+
 /// A test that ends the process with exit code 0, beside a clean one.
 pub const EXITING: &str = r#"
 use memwatch_test::leak_test;

@@ -2,7 +2,7 @@
 //! JSON and JUnit output, GitHub annotations, the review, accept and reject
 //! flows, CI mode, crashes, partitions and bad input.
 
-use memwatch_e2e::{stderr, stdout, Crate, Fixture, CLEAN, CRASHING, LEAKY};
+use memwatch_e2e::{stderr, stdout, Crate, Fixture, CLEAN, CRASHING, HANGS_WITH_A_CHILD, LEAKY};
 
 fn one(name: &str, leaks: &'static str) -> Fixture {
     Fixture::new(&[Crate {
@@ -508,4 +508,79 @@ fn an_accepted_leak_is_a_known_leak_until_it_changes() {
         "{}",
         stdout(&grown)
     );
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaps, on a machine
+/// whose init does not).
+#[cfg(target_os = "linux")]
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_timed_out_test_is_stopped_with_what_it_started() {
+    let f = one("orphans", HANGS_WITH_A_CHILD);
+    let pid_file = f.path().join("child.pid");
+    let out = f
+        .command(&["test", "--timeout", "2"])
+        .env("FIXTURE_PID_FILE", &pid_file)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
+    assert!(text.contains("TIMED OUT"), "{text}");
+    let pid = std::fs::read_to_string(&pid_file).expect("the test started its child");
+    // SIGTERM then SIGKILL went to the test's whole process group.
+    let mut tries = 0;
+    while !gone(&pid) && tries < 100 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tries += 1;
+    }
+    assert!(gone(&pid), "the test's child {pid} still runs");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_stops_every_running_test_and_exits_130() {
+    let f = one("interrupted", HANGS_WITH_A_CHILD);
+    let pid_file = f.path().join("child.pid");
+    let mut run = f
+        .command(&["test"])
+        .env("FIXTURE_PID_FILE", &pid_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the test to start its child, however long the build takes.
+    while !pid_file.exists() {
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = loop {
+        let text = std::fs::read_to_string(&pid_file).unwrap();
+        if !text.is_empty() {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    let mut tries = 0;
+    while !gone(&pid) && tries < 100 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tries += 1;
+    }
+    assert!(gone(&pid), "the test's child {pid} still runs");
 }
