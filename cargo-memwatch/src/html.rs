@@ -115,12 +115,24 @@ fn rows<T>(items: &[T], f: impl Fn(&T) -> String, limit: usize) -> String {
 }
 
 /// A verdict's class and words on the page: a known leak is told apart.
+/// An expected leak (`should_leak`, caught) is no failure: not in red.
 fn verdict_cell(r: &Report) -> (&'static str, String) {
     let kind = r.verdict.kind();
     if r.known_leak() {
         ("known_leak", format!("{kind} (known leak)"))
+    } else if r.should_leak && r.passed {
+        ("expected_leak", format!("{kind} (expected: should_leak)"))
     } else {
         (kind, kind.to_owned())
+    }
+}
+
+/// A figure per iteration as the terminal writes it: at most two decimals.
+fn figure(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x}")
+    } else {
+        format!("{x:.2}")
     }
 }
 
@@ -137,6 +149,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .leak, .thread_leak, .fd_leak, .task_leak, .panicked { color: #b00020; font-weight: bold; }
 .clean { color: #1b7f3b; }
 .known_leak { color: #8a5a00; font-weight: bold; }
+.expected_leak { color: #555; font-weight: bold; }
+pre.failure { background: #fff4f4; border-left: 3px solid #b00020; padding: 0.5em; white-space: pre-wrap; }
 svg.chart .bg { fill: #fafafa; }
 svg.chart .axis { stroke: #999; }
 svg.chart .label { font-size: 11px; fill: #555; }
@@ -194,15 +208,28 @@ section.test { margin-bottom: 2em; }
             id = esc(&anchor(r)),
             t = esc(test),
         );
-        s.push_str(&chart(test, &r.cycles));
+        if let Some(failure) = &r.failure {
+            let _ = write!(s, "<pre class=\"failure\">{}</pre>", esc(failure));
+        }
+        if r.cycles.is_empty() {
+            let _ = write!(
+                s,
+                "<p class=\"no-chart\">No heap chart: the run ended after {} iteration(s), \
+                 before a collection cycle was recorded ({}).</p>",
+                r.iterations_run,
+                esc(r.verdict.kind())
+            );
+        } else {
+            s.push_str(&chart(test, &r.cycles));
+        }
         let tags = rows(
             &r.per_iteration,
             |row| {
                 format!(
                     "<tr><td>{}</td><td class=\"num\">+{}</td><td class=\"num\">-{}</td><td class=\"num\">{}</td></tr>",
                     esc(&row.what),
-                    row.allocated,
-                    row.freed,
+                    figure(row.allocated),
+                    figure(row.freed),
                     bytes(row.size_bytes),
                 )
             },
@@ -223,7 +250,7 @@ section.test { margin-bottom: 2em; }
                     esc(&f.function),
                     esc(f.file.as_deref().unwrap_or("?")),
                     f.line.unwrap_or(0),
-                    site.blocks_per_iteration,
+                    figure(site.blocks_per_iteration),
                     bytes(site.bytes_per_iteration),
                 )
             },
@@ -291,6 +318,7 @@ mod tests {
             sites: None,
             dhat_file: None,
             cycles: Vec::new(),
+            failure: None,
         }
     }
 
@@ -308,6 +336,37 @@ mod tests {
         assert!(page.contains("<td class=\"clean\">clean</td>"), "{page}");
         assert!(
             page.contains("1 not clean (1 of them known leaks"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn an_expected_leak_is_not_red_and_a_failure_shows_its_message() {
+        let mut expected = report("a::demo_leaks", Verdict::Leak, SnapshotStatus::Matched);
+        expected.should_leak = true;
+        let mut failing = report("a::cache_leaks", Verdict::Leak, SnapshotStatus::Off);
+        failing.passed = false;
+        failing.failure = Some("memory leak: +24 bytes <per> iteration".to_owned());
+        failing.per_iteration = vec![memwatch_report::report::TagRow {
+            what: "(untagged)".to_owned(),
+            allocated: 1.0 / 3.0,
+            freed: 0.0,
+            size_bytes: 8.0,
+        }];
+        let page = page(Path::new("run"), &[expected, failing]);
+        assert!(
+            page.contains("<td class=\"expected_leak\">leak (expected: should_leak)</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "<pre class=\"failure\">memory leak: +24 bytes &lt;per&gt; iteration</pre>"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("<td class=\"num\">+0.33</td>"), "{page}");
+        assert!(
+            page.contains("No heap chart: the run ended after 35 iteration(s)"),
             "{page}"
         );
     }

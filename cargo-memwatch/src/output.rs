@@ -37,6 +37,10 @@ fn figures(r: &TestResult) -> (String, String, String) {
     let Some(v) = &r.report else {
         return ("-".into(), "-".into(), "-".into());
     };
+    if matches!(v.verdict, memwatch_report::report::Verdict::Panicked { .. }) {
+        // A panicked run's figures mean nothing.
+        return ("-".into(), "-".into(), "-".into());
+    }
     let g = v.growth_per_iteration;
     let growth = format!("{}, {:+.2} blocks", bytes(g.bytes), g.blocks);
     let peak = bytes(v.peak_bytes as f64);

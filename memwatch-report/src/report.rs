@@ -88,6 +88,8 @@ pub struct Report {
     /// The collection cycles of the test, at most 1024, evenly thinned in
     /// a long soak test.
     pub cycles: Vec<Cycle>,
+    /// The failure message, as the harness printed it, when the test failed.
+    pub failure: Option<String>,
 }
 
 impl Report {

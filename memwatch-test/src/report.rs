@@ -35,6 +35,7 @@ pub(crate) fn build(
     outcome: &Outcome,
     passed: bool,
     snapshot: SnapshotStatus,
+    failure: Option<String>,
 ) -> Report {
     let (bytes, blocks) = outcome.growth_per_iteration();
     let judgement = outcome.judgement.as_ref();
@@ -111,6 +112,7 @@ pub(crate) fn build(
                 },
             })
             .collect(),
+        failure,
     }
 }
 

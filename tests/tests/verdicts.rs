@@ -221,6 +221,7 @@ fn the_report_has_the_documented_shape() {
         "per_iteration",
         "survivors",
         "cycles",
+        "failure",
     ] {
         assert!(r.get(key).is_some(), "{key} missing from the report");
     }

@@ -67,7 +67,8 @@ pub(crate) fn execute(test: &'static LeakTest, config: &Config) -> TrialResult {
     }
     if let Some(dir) = &config.report_dir {
         let written = untracked(|| {
-            let doc = report::build(test, &outcome, passed, status);
+            let failure = (!failures.is_empty()).then(|| failures.join("\n"));
+            let doc = report::build(test, &outcome, passed, status, failure);
             report::write(&doc, dir, &file_stem(&name))
         });
         if let Err(e) = written {
