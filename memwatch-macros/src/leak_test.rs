@@ -220,6 +220,13 @@ fn check_signature(f: &ItemFn) -> Result<()> {
             "a leak test cannot be generic",
         ));
     }
+    if let Some(receiver) = sig.receiver() {
+        return Err(Error::new(
+            receiver.span(),
+            "a leak test is a free function, not a method: move it out of the `impl` block \
+             (a module-level `fn`), and call the method from there",
+        ));
+    }
     if !sig.inputs.is_empty() {
         return Err(Error::new(
             sig.inputs.span(),

@@ -1,0 +1,10 @@
+use memwatch_test::leak_test;
+
+struct Cache;
+
+impl Cache {
+    #[leak_test]
+    fn fills(&self) {}
+}
+
+fn main() {}
