@@ -57,6 +57,10 @@ const CAPTURE_BIT: u32 = 1 << 31;
 const DHAT_BIT: u32 = 1 << 30;
 /// The bits of [`EPOCH`] that are modes, not the epoch.
 const MODE_BITS: u32 = CAPTURE_BIT | DHAT_BIT;
+/// The bits of [`EPOCH`] that are the epoch: it counts modulo 2^30 and
+/// wraps there without touching the modes. 2^30 is a multiple of
+/// [`EPOCH_WINDOW`], so the ring buckets follow the wrap.
+const EPOCH_MASK: u32 = !MODE_BITS;
 /// Set in a header's `site` when `dhat::Alloc` made the block: it must be
 /// the one to free it.
 const VIA_DHAT: u32 = 1 << 31;
@@ -246,7 +250,7 @@ impl Slot {
     /// The live counters of a block of `epoch`, as seen in epoch `now`.
     #[inline(always)]
     fn epoch_cells(&self, epoch: u32, now: u32) -> &[AtomicU64; 2] {
-        if now.wrapping_sub(epoch) < EPOCH_WINDOW as u32 {
+        if now.wrapping_sub(epoch) & EPOCH_MASK < EPOCH_WINDOW as u32 {
             &self.epochs[epoch as usize % EPOCH_WINDOW]
         } else {
             &self.old
@@ -702,9 +706,35 @@ pub(crate) fn epoch() -> u32 {
     EPOCH.load(Relaxed) & !MODE_BITS
 }
 
-/// Moves to the next epoch; returns the new one.
+/// Moves to the next epoch, modulo 2^30, leaving the mode bits as they
+/// are; returns the new one.
 pub(crate) fn advance_epoch() -> u32 {
-    EPOCH.fetch_add(1, AcqRel).wrapping_add(1) & !MODE_BITS
+    let next = |word: u32| (word & MODE_BITS) | (word.wrapping_add(1) & EPOCH_MASK);
+    let previous = EPOCH
+        .fetch_update(AcqRel, Relaxed, |word| Some(next(word)))
+        .unwrap_or_else(|word| word);
+    next(previous) & EPOCH_MASK
+}
+
+/// The epoch `k` epochs before `now`, across the wrap.
+pub(crate) fn epoch_before(now: u32, k: u32) -> u32 {
+    now.wrapping_sub(k) & EPOCH_MASK
+}
+
+/// Sets the epoch (the modes kept): for the test of the wrap, which would
+/// otherwise take 2^30 collection cycles.
+#[doc(hidden)]
+pub fn set_epoch_for_tests(epoch: u32) {
+    let _ = EPOCH.fetch_update(AcqRel, Relaxed, |word| {
+        Some((word & MODE_BITS) | (epoch & EPOCH_MASK))
+    });
+}
+
+/// Whether a mode bit is set (sites captured, or DHAT): for the test of
+/// the wrap.
+#[doc(hidden)]
+pub fn modes_for_tests() -> u32 {
+    EPOCH.load(Relaxed) & MODE_BITS
 }
 
 /// Most frames kept of an allocation's stack.

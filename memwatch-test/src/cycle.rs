@@ -144,6 +144,9 @@ struct Engine {
     /// Live bytes and blocks of epochs that left the window, as of the fold.
     folded: (i64, i64),
     last_live: u64,
+    /// The collection cycle in progress, counted without wrapping: the
+    /// epoch is this cycle modulo 2^30.
+    cycle: u64,
 }
 
 static ENGINE: Mutex<Engine> = Mutex::new(Engine {
@@ -152,6 +155,7 @@ static ENGINE: Mutex<Engine> = Mutex::new(Engine {
     carry: [(0, 0); EPOCH_WINDOW],
     folded: (0, 0),
     last_live: 0,
+    cycle: 1,
 });
 
 /// Sets the rule the `leak` event follows, and starts its count again.
@@ -213,6 +217,7 @@ pub fn gc() -> Stats {
         );
         engine.last_live = sample.live_bytes;
         let next = allocator::advance_epoch();
+        engine.cycle += 1;
         engine.fold(next);
         (stats, leak)
     });
@@ -242,17 +247,21 @@ impl Engine {
     }
 
     fn survivors(&self) -> Vec<CycleSurvivors> {
-        let now = allocator::epoch();
+        // Cycles are numbered without wrapping; the epoch of cycle `c` is
+        // found back from the current one, across the epoch's wrap.
+        let now_epoch = allocator::epoch();
+        let now = self.cycle;
+        let epoch_of = |c: u64| allocator::epoch_before(now_epoch, (now - c) as u32);
         let done = now.saturating_sub(1);
-        let first = now.saturating_sub(EPOCH_WINDOW as u32 - 1).max(1);
+        let first = now.saturating_sub(EPOCH_WINDOW as u64 - 1).max(1);
         let mut out = Vec::with_capacity(EPOCH_WINDOW);
-        if done >= EPOCH_WINDOW as u32 {
+        if done >= EPOCH_WINDOW as u64 {
             // Blocks of epochs older than the window: folded, plus the
             // frees that came after the fold (the slots' `old` counters are
             // in the totals but in no bucket).
             let totals = allocator::totals();
-            let in_window: (i64, i64) = (first..=now).fold((0, 0), |acc, e| {
-                let (b, n) = self.bucket(e);
+            let in_window: (i64, i64) = (first..=now).fold((0, 0), |acc, c| {
+                let (b, n) = self.bucket(epoch_of(c));
                 (acc.0 + b, acc.1 + n)
             });
             out.push(CycleSurvivors {
@@ -261,10 +270,10 @@ impl Engine {
                 blocks: totals.live_blocks - in_window.1,
             });
         }
-        for e in first..=done {
-            let (bytes, blocks) = self.bucket(e);
+        for c in first..=done {
+            let (bytes, blocks) = self.bucket(epoch_of(c));
             out.push(CycleSurvivors {
-                cycle: e as u64,
+                cycle: c,
                 blocks,
                 bytes,
             });

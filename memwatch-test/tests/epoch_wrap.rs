@@ -1,0 +1,46 @@
+//! The epoch counter wraps after 2^30 collection cycles: the wrap must
+//! leave the mode bits (site capture, DHAT) alone and keep survivors
+//! numbered by cycle. The epoch is moved close to the wrap instead of
+//! running 2^30 cycles.
+
+#[global_allocator]
+static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
+
+#[test]
+fn survivors_and_modes_hold_across_the_wrap() {
+    memwatch_test::gc();
+    memwatch_test::__private::set_epoch_for_tests((1 << 30) - 4);
+    // Made in a cycle of its own, so that it never moves to the others.
+    // (Blocks made before the jump carry epochs the wrap comes back to, as
+    // a block alive for 2^30 cycles would: none of them is freed here.)
+    let mut kept = Vec::with_capacity(10);
+    memwatch_test::gc();
+    for _ in 0..10 {
+        kept.push(Box::new(7u64));
+        memwatch_test::gc();
+    }
+    assert_eq!(
+        memwatch_test::__private::modes_for_tests(),
+        0,
+        "the wrap carried into the mode bits"
+    );
+    let survivors = memwatch_test::survivors();
+    let last: Vec<_> = survivors.iter().rev().take(10).collect();
+    for (k, s) in last.iter().enumerate() {
+        assert_eq!(
+            (s.blocks, s.bytes),
+            (1, 8),
+            "cycle {}: {survivors:?}",
+            s.cycle
+        );
+        if k > 0 {
+            assert_eq!(s.cycle + 1, last[k - 1].cycle, "cycles stay consecutive");
+        }
+    }
+    drop(kept);
+    let after = memwatch_test::survivors();
+    assert!(
+        after.iter().rev().take(10).all(|s| s.blocks == 0),
+        "freed blocks leave their cycles across the wrap: {after:?}"
+    );
+}
