@@ -207,29 +207,6 @@ fn copy_reports(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn describe(status: &ExitStatus) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            let name = match signal {
-                6 => "SIGABRT, an abort",
-                9 => "SIGKILL",
-                15 => "SIGTERM",
-                11 => "SIGSEGV, a segmentation fault",
-                7 => "SIGBUS",
-                4 => "SIGILL",
-                _ => "a signal",
-            };
-            return format!("signal {signal}: {name}");
-        }
-    }
-    match status.code() {
-        Some(code) => format!("exit code {code}"),
-        None => "no exit code".to_owned(),
-    }
-}
-
 fn classify(status: Option<ExitStatus>, report: Option<&Report>) -> (Status, String) {
     let Some(status) = status else {
         return (Status::TimedOut, "timed out".to_owned());
@@ -240,7 +217,10 @@ fn classify(status: Option<ExitStatus>, report: Option<&Report>) -> (Status, Str
         if status.code() == Some(101) {
             return (Status::Failed, "not run".to_owned());
         }
-        return (Status::Crashed(describe(&status)), "crashed".to_owned());
+        return (
+            Status::Crashed(memwatch_report::describe_exit(&status)),
+            "crashed".to_owned(),
+        );
     };
     let verdict = report.verdict.kind().to_owned();
     let s = if status.success() && report.passed {
@@ -251,7 +231,7 @@ fn classify(status: Option<ExitStatus>, report: Option<&Report>) -> (Status, Str
         }
     } else if report.passed {
         // A report that says passed, from a process that did not end well.
-        Status::Crashed(describe(&status))
+        Status::Crashed(memwatch_report::describe_exit(&status))
     } else if report.verdict_expected() && report.snapshot.fails() {
         Status::SnapshotChanged
     } else {

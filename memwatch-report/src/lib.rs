@@ -9,7 +9,8 @@
 //!   and written;
 //! - [`naming`]: the file names of snapshots and reports, and the check that
 //!   no two tests share one;
-//! - [`format_bytes`]: byte counts as memwatch prints them.
+//! - [`format_bytes`]: byte counts as memwatch prints them;
+//! - [`describe_exit`]: how a test process ended, as both sides say it.
 //!
 //! ```
 //! use memwatch_report::{env, format_bytes, snapshot};
@@ -23,10 +24,12 @@
 #![warn(missing_docs)]
 
 pub mod env;
+mod exit;
 pub mod naming;
 pub mod probe;
 pub mod report;
 pub mod snapshot;
 mod units;
 
+pub use exit::describe_exit;
 pub use units::format_bytes;

@@ -118,11 +118,7 @@ impl Report {
     /// # }
     /// ```
     pub fn verdict_expected(&self) -> bool {
-        match self.verdict {
-            Verdict::Panicked { .. } => false,
-            Verdict::Clean => !self.should_leak,
-            _ => self.should_leak,
-        }
+        self.verdict.expected(self.should_leak)
     }
 }
 
@@ -220,6 +216,22 @@ impl Verdict {
             Verdict::ThreadLeak { .. } => "thread_leak",
             Verdict::FdLeak { .. } => "fd_leak",
             Verdict::Panicked { .. } => "panicked",
+        }
+    }
+
+    /// Whether it is what a test expects: a leak for a `should_leak` test,
+    /// clean for any other; a panic never is.
+    ///
+    /// ```
+    /// use memwatch_report::report::Verdict;
+    /// assert!(Verdict::Clean.expected(false) && Verdict::Leak.expected(true));
+    /// assert!(!Verdict::Panicked { iteration: 1, message: String::new() }.expected(true));
+    /// ```
+    pub fn expected(&self, should_leak: bool) -> bool {
+        match self {
+            Verdict::Panicked { .. } => false,
+            Verdict::Clean => !should_leak,
+            _ => should_leak,
         }
     }
 

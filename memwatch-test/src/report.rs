@@ -178,11 +178,7 @@ pub(crate) fn resources_state(test: &LeakTest) -> &'static str {
 
 /// Whether the verdict is what the test expects, snapshot aside.
 pub(crate) fn verdict_expected(test: &LeakTest, outcome: &Outcome) -> bool {
-    match outcome.verdict {
-        Verdict::Panicked { .. } => false,
-        Verdict::Clean => !test.options.should_leak,
-        _ => test.options.should_leak,
-    }
+    outcome.verdict.expected(test.options.should_leak)
 }
 
 fn signed_bytes(bytes: f64) -> String {

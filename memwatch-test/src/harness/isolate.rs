@@ -86,7 +86,7 @@ pub(crate) fn run_in_child(test: &LeakTest, output: OutputMode) -> TrialResult {
                 "the test's process ended before it reported a result ({}).\n\
                  A panic during setup, an abort, a crash or a `std::process::exit` in the \
                  body ends a test this way; the other tests still run.",
-                describe(&child.status)
+                memwatch_report::describe_exit(&child.status)
             );
             if !printed.is_empty() {
                 why.push_str(&format!("\n---- output of the test ----\n{printed}"));
@@ -112,28 +112,6 @@ fn printed(child: &Output) -> String {
     let mut s = String::from_utf8_lossy(&child.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&child.stderr));
     s
-}
-
-fn describe(status: &std::process::ExitStatus) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            let name = match signal {
-                6 => " (SIGABRT: an abort)",
-                9 => " (SIGKILL)",
-                11 => " (SIGSEGV: a segmentation fault)",
-                7 => " (SIGBUS)",
-                4 => " (SIGILL)",
-                _ => "",
-            };
-            return format!("killed by signal {signal}{name}");
-        }
-    }
-    match status.code() {
-        Some(code) => format!("exit code {code}"),
-        None => "no exit code".to_owned(),
-    }
 }
 
 /// The child's side: runs the test named by the first argument and writes
