@@ -795,15 +795,11 @@ fn special_site(local: &Local, modes: u32, size: u64) -> u32 {
     }
 }
 
-/// Records the stack of an allocation of `size` bytes; returns its site id
-/// (0 when the table is full). Cold: only while capturing.
-#[cold]
-#[inline(never)]
-fn capture_site(local: &Local, size: u64) -> u32 {
-    let mut frames = [0usize; MAX_FRAMES];
+/// Writes the return addresses of the current stack into `frames`, the
+/// innermost first; returns how many it wrote.
+#[cfg(feature = "harness")]
+fn trace(frames: &mut [usize; MAX_FRAMES]) -> usize {
     let mut len = 0;
-    // Unwinding might allocate: such allocations are left uncounted.
-    local.depth.set(local.depth.get() + 1);
     // SAFETY: `trace_unsynchronized` is unsafe only because some platforms'
     // unwinders are not thread-safe; on the platforms this crate supports
     // (the system unwinder of Linux, macOS and Windows) it is. The closure
@@ -815,6 +811,25 @@ fn capture_site(local: &Local, size: u64) -> u32 {
             len < MAX_FRAMES
         });
     }
+    len
+}
+
+/// Without the harness no capture window opens ([`begin_capture`] is the
+/// harness's), so no stack is ever asked for.
+#[cfg(not(feature = "harness"))]
+fn trace(_frames: &mut [usize; MAX_FRAMES]) -> usize {
+    0
+}
+
+/// Records the stack of an allocation of `size` bytes; returns its site id
+/// (0 when the table is full). Cold: only while capturing.
+#[cold]
+#[inline(never)]
+fn capture_site(local: &Local, size: u64) -> u32 {
+    let mut frames = [0usize; MAX_FRAMES];
+    // Unwinding might allocate: such allocations are left uncounted.
+    local.depth.set(local.depth.get() + 1);
+    let len = trace(&mut frames);
     local.depth.set(local.depth.get() - 1);
     let generation = GENERATION.load(Relaxed);
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ generation as u64;
@@ -870,10 +885,19 @@ fn site_free(local: &Local, site: u32, size: u64, base: *mut u8, outer: Layout) 
         local.depth.set(local.depth.get() + 1);
         // SAFETY: the header says `dhat::Alloc` made this block, with the
         // same outer layout; it is freed once, here.
-        unsafe { GlobalAlloc::dealloc(&dhat::Alloc, base, outer) };
+        unsafe { GlobalAlloc::dealloc(&DHAT_ALLOC, base, outer) };
         local.depth.set(local.depth.get() - 1);
     }
 }
+
+/// The allocator of DHAT windows. Only the harness opens one
+/// ([`begin_dhat`]); without it the DHAT bit is never set and the paths
+/// through `DHAT_ALLOC` are never taken, so `System` stands in for
+/// `dhat::Alloc` and the engine does not depend on dhat.
+#[cfg(feature = "harness")]
+const DHAT_ALLOC: dhat::Alloc = dhat::Alloc;
+#[cfg(not(feature = "harness"))]
+const DHAT_ALLOC: System = System;
 
 /// Allocates through `dhat::Alloc` (a DHAT window); dhat's own bookkeeping
 /// allocations come back here and are left uncounted.
@@ -884,9 +908,9 @@ fn dhat_alloc(local: &Local, outer: Layout, zeroed: bool) -> *mut u8 {
     // SAFETY: `outer` has a non-zero size.
     let p = unsafe {
         if zeroed {
-            GlobalAlloc::alloc_zeroed(&dhat::Alloc, outer)
+            GlobalAlloc::alloc_zeroed(&DHAT_ALLOC, outer)
         } else {
-            GlobalAlloc::alloc(&dhat::Alloc, outer)
+            GlobalAlloc::alloc(&DHAT_ALLOC, outer)
         }
     };
     local.depth.set(local.depth.get() - 1);
@@ -900,16 +924,18 @@ fn dhat_realloc(local: &Local, base: *mut u8, outer: Layout, new_size: usize) ->
     local.depth.set(local.depth.get() + 1);
     // SAFETY: the header says `dhat::Alloc` made this block with `outer`;
     // `new_size` was checked to make a valid layout.
-    let p = unsafe { GlobalAlloc::realloc(&dhat::Alloc, base, outer, new_size) };
+    let p = unsafe { GlobalAlloc::realloc(&DHAT_ALLOC, base, outer, new_size) };
     local.depth.set(local.depth.get() - 1);
     p
 }
 
+#[cfg(feature = "harness")]
 /// Starts sending allocations to `dhat::Alloc`.
 pub(crate) fn begin_dhat() {
     EPOCH.fetch_or(DHAT_BIT, AcqRel);
 }
 
+#[cfg(feature = "harness")]
 /// Stops; blocks dhat made are still freed through it.
 pub(crate) fn end_dhat() {
     EPOCH.fetch_and(!DHAT_BIT, AcqRel);
@@ -925,6 +951,7 @@ fn site_resize(site: u32, old: u64, new: u64) {
     slot.live_bytes.fetch_add(new.wrapping_sub(old), Relaxed);
 }
 
+#[cfg(feature = "harness")]
 /// Starts capturing allocation sites in a new window.
 pub(crate) fn begin_capture() {
     GENERATION.fetch_add(1, AcqRel);
@@ -932,11 +959,13 @@ pub(crate) fn begin_capture() {
     EPOCH.fetch_or(CAPTURE_BIT, AcqRel);
 }
 
+#[cfg(feature = "harness")]
 /// Stops capturing; blocks already captured keep their sites.
 pub(crate) fn end_capture() {
     EPOCH.fetch_and(!CAPTURE_BIT, AcqRel);
 }
 
+#[cfg(feature = "harness")]
 /// A site of the current window with live blocks.
 #[derive(Debug, Clone)]
 pub(crate) struct RawSite {
@@ -945,6 +974,7 @@ pub(crate) struct RawSite {
     pub live_bytes: i64,
 }
 
+#[cfg(feature = "harness")]
 /// The sites of the current window that still have live blocks, and how
 /// many blocks could not be attributed. Call under [`untracked`].
 pub(crate) fn live_sites() -> (Vec<RawSite>, u64) {

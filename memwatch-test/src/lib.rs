@@ -67,21 +67,30 @@
 
 extern crate self as memwatch_test;
 
+// The engine: counting, cycles, statistics, the leak rule, tags and diffs.
 mod allocator;
 mod cycle;
-mod decision;
 mod detector;
 mod diff;
-mod harness;
 mod monitor;
-mod registry;
-mod report;
 mod resources;
-mod runner;
-mod sites;
 mod stats;
 mod tag;
 mod units;
+
+// The leak-test harness (feature `harness`, on by default).
+#[cfg(feature = "harness")]
+mod decision;
+#[cfg(feature = "harness")]
+mod harness;
+#[cfg(feature = "harness")]
+mod registry;
+#[cfg(feature = "harness")]
+mod report;
+#[cfg(feature = "harness")]
+mod runner;
+#[cfg(feature = "harness")]
+mod sites;
 
 pub use allocator::Alloc;
 pub use cycle::{
@@ -182,6 +191,7 @@ struct ReadmeDoctests;
 /// test with no leak verdict. An `async fn` runs on a tokio current-thread
 /// runtime made for the test (feature `tokio`). See the crate's README for
 /// the rule that decides between clean and leak.
+#[cfg(feature = "harness")]
 pub use memwatch_macros::leak_test;
 
 /// Declares the `main` of a leak test target: installs [`Alloc`] as the
@@ -199,6 +209,7 @@ pub use memwatch_macros::leak_test;
 ///
 /// memwatch_test::main!();
 /// ```
+#[cfg(feature = "harness")]
 #[macro_export]
 macro_rules! main {
     () => {
@@ -232,11 +243,14 @@ macro_rules! main {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::allocator::{modes_for_tests, set_epoch_for_tests};
+    #[cfg(feature = "harness")]
     pub use crate::harness::{run_capture, run_main, run_one, standard_harness, WrongHarness};
-    #[cfg(not(feature = "tokio"))]
+    #[cfg(all(feature = "harness", not(feature = "tokio")))]
     pub use crate::registry::AsyncNeedsTokioFeature;
+    #[cfg(feature = "harness")]
     pub use crate::registry::{async_body, collector, Body, LeakTest, Options, SnapshotName};
     pub use crate::tag::{TagGuard, TagKey, Tagged};
+    #[cfg(feature = "harness")]
     pub use inventory;
     pub use std::alloc::System;
 }

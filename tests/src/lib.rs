@@ -57,6 +57,9 @@ pub struct Crate<'a> {
     pub memwatch_features: &'a [&'a str],
     /// Leave `harness = false` out of the leak-test target (a mistake).
     pub standard_harness: bool,
+    /// The library depends on memwatch-test's engine alone
+    /// (`default-features = false`), and its tests on the whole crate.
+    pub engine_only_lib: bool,
 }
 
 impl Fixture {
@@ -87,14 +90,25 @@ impl Fixture {
                 .iter()
                 .map(|f| format!("{f:?}"))
                 .collect();
+            let path = memwatch.display().to_string();
             let mut manifest = format!(
-                "[package]\nname = \"{}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-                 [{section}]\nmemwatch-test = {{ path = {:?}, features = [{}] }}\n{}\n",
-                c.name,
-                memwatch.display().to_string(),
-                features.join(", "),
-                c.dependencies,
+                "[package]\nname = \"{}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n",
+                c.name
             );
+            if c.engine_only_lib {
+                manifest.push_str(&format!(
+                    "[dependencies]\nmemwatch-test = {{ path = {path:?}, default-features = false }}\n\
+                     {}\n[dev-dependencies]\nmemwatch-test = {{ path = {path:?}, features = [{}] }}\n",
+                    c.dependencies,
+                    features.join(", "),
+                ));
+            } else {
+                manifest.push_str(&format!(
+                    "[{section}]\nmemwatch-test = {{ path = {path:?}, features = [{}] }}\n{}\n",
+                    features.join(", "),
+                    c.dependencies,
+                ));
+            }
             if c.leaks.is_some() && !c.standard_harness {
                 manifest.push_str("\n[[test]]\nname = \"leaks\"\nharness = false\n");
             }
