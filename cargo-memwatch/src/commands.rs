@@ -186,6 +186,16 @@ pub fn test(args: &TestArgs) -> Result<u8> {
         );
         return Ok(crate::process::INTERRUPTED_EXIT);
     }
+    for (index, r) in results.iter().enumerate() {
+        // What the terminal shows, kept for the report page.
+        let outcome = runs::Outcome {
+            status: output::status_word(r),
+            passed: r.ok(),
+            seconds: r.duration.as_secs_f64(),
+            message: (!r.ok()).then(|| r.message()),
+        };
+        runs::write_outcome(&runs::test_dir(&run_dir, index), &outcome)?;
+    }
     let code = if results.iter().all(|r| r.ok()) {
         SUCCESS
     } else {
@@ -261,9 +271,9 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
     let meta = cargo::metadata(args.manifest_path.as_deref())?;
     let memwatch = runs::memwatch_dir(args.target_dir.as_deref(), &meta);
     let run = runs::latest(&memwatch, meta.workspace_root.as_std_path())?;
-    let reports = crate::html::read_reports(&run)?;
+    let reports = crate::html::read_run(&run)?;
     if reports.is_empty() {
-        anyhow::bail!("the last run ({}) has no reports", run.display());
+        anyhow::bail!("the last run ({}) has no tests", run.display());
     }
     let path = args
         .output

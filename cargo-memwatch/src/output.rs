@@ -15,7 +15,8 @@ use crate::run::{Status, TestResult};
 /// A byte count as memwatch writes it: `N bytes`, `X.XX kb`, `X.XX mb`.
 pub(crate) use memwatch_report::format_bytes as bytes;
 
-fn status_word(r: &TestResult) -> String {
+/// The status column of the table.
+pub fn status_word(r: &TestResult) -> String {
     match &r.status {
         Status::Passed => match r.report.as_ref().map(|v| v.snapshot) {
             Some(SnapshotStatus::Recorded) => "recorded".to_owned(),
@@ -48,7 +49,8 @@ fn figures(r: &TestResult) -> (String, String, String) {
     (growth, peak, cycles)
 }
 
-fn seconds(d: Duration) -> String {
+/// The time column of the table.
+pub fn seconds(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
 
@@ -156,8 +158,10 @@ pub fn summary(results: &[TestResult], elapsed: Duration) -> String {
     if !recorded.is_empty() {
         let _ = writeln!(
             s,
-            "{} new snapshots recorded (clean tests): commit them with your change",
-            recorded.len()
+            "{} new snapshot{} recorded (clean tests): commit {} with your change",
+            recorded.len(),
+            if recorded.len() == 1 { "" } else { "s" },
+            if recorded.len() == 1 { "it" } else { "them" },
         );
     }
     if failed.iter().any(|r| r.status == Status::SnapshotChanged) {

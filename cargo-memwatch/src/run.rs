@@ -11,6 +11,7 @@ use memwatch_report::report::{self, Report};
 
 use crate::cargo::{LeakTestRef, TestBinary};
 use crate::process;
+use crate::runs;
 
 /// How one test ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,10 +121,8 @@ pub fn run(plan: Plan<'_>, progress: &(dyn Fn(&TestResult) + Sync)) -> Result<Ve
 
 fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResult> {
     let binary = &plan.binaries[test.binary];
-    let dir = plan.run_dir.join(format!("{index:05}"));
-    std::fs::create_dir_all(&dir)?;
     // The report names the test within its binary; the page wants the id.
-    std::fs::write(dir.join("id"), &test.id)?;
+    let dir = runs::create_test_dir(&plan.run_dir, index, &test.id)?;
     let out_path = dir.join("output.txt");
     let out = std::fs::File::create(&out_path)?;
     let started = Instant::now();
@@ -175,7 +174,7 @@ fn run_one(plan: &Plan<'_>, index: usize, test: &LeakTestRef) -> Result<TestResu
 /// The one JSON report the harness wrote in `dir`: `None` when it wrote
 /// none (it crashed), an error when it is not a report of the contract's
 /// version.
-fn read_report(dir: &Path) -> Result<Option<Report>> {
+pub fn read_report(dir: &Path) -> Result<Option<Report>> {
     let Some(path) = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())

@@ -1,16 +1,94 @@
 //! The run folders under `<target>/memwatch/`: one per `cargo memwatch
 //! test`, named by its start time and process id (no two runs share one),
 //! marked with the workspace that made it, the last few kept.
+//!
+//! A run folder holds a folder per test (`00000`, `00001`, ... in test
+//! order) with the test's id in the workspace, its output, the harness's
+//! JSON report when it wrote one, and the outcome the terminal showed.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
 /// Runs of one workspace kept in a target folder; older ones are removed.
 pub const KEEP: usize = 5;
 
 /// The file in a run folder that names its workspace root.
 const WORKSPACE_FILE: &str = "workspace";
+
+/// The file in a test's folder that holds its id in the workspace.
+const ID_FILE: &str = "id";
+
+/// The file in a test's folder that holds its [`Outcome`]. Not `.json`: the
+/// harness's report is the folder's one JSON file.
+const OUTCOME_FILE: &str = "outcome";
+
+/// The folder of the `index`-th test of a run.
+pub fn test_dir(run: &Path, index: usize) -> PathBuf {
+    run.join(format!("{index:05}"))
+}
+
+/// Makes the folder of a test of a run, with its id.
+pub fn create_test_dir(run: &Path, index: usize, id: &str) -> Result<PathBuf> {
+    let dir = test_dir(run, index);
+    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    std::fs::write(dir.join(ID_FILE), id)
+        .with_context(|| format!("could not write into {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// What the terminal showed of a test, kept for `cargo memwatch report`:
+/// also a test that left no report (it crashed or timed out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The status column (`ok`, `known leak`, `FAILED`, `CRASHED`, ...).
+    pub status: String,
+    /// Whether the test passed.
+    pub passed: bool,
+    /// Its time column, in seconds: the test process's wall time.
+    pub seconds: f64,
+    /// Its failure message, when it failed.
+    pub message: Option<String>,
+}
+
+/// Writes `outcome` into a test's folder.
+pub fn write_outcome(dir: &Path, outcome: &Outcome) -> Result<()> {
+    let path = dir.join(OUTCOME_FILE);
+    let text = serde_json::to_string(outcome)?;
+    std::fs::write(&path, text).with_context(|| format!("could not write {}", path.display()))
+}
+
+/// One test's folder of a run, as `cargo memwatch report` reads it.
+#[derive(Debug)]
+pub struct TestEntry {
+    /// Its id in the workspace (the report names it within its binary).
+    pub id: Option<String>,
+    /// The outcome, unless the run was stopped before the test ended.
+    pub outcome: Option<Outcome>,
+    /// The folder, where the harness's report is.
+    pub dir: PathBuf,
+}
+
+/// The test folders of a run, in test order.
+pub fn tests_of(run: &Path) -> Result<Vec<TestEntry>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(run)
+        .with_context(|| format!("could not read {}", run.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs
+        .into_iter()
+        .map(|dir| TestEntry {
+            id: std::fs::read_to_string(dir.join(ID_FILE)).ok(),
+            outcome: std::fs::read(dir.join(OUTCOME_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok()),
+            dir,
+        })
+        .collect())
+}
 
 /// `<target>/memwatch`, with `--target-dir` (when given) over cargo's.
 pub fn memwatch_dir(target_dir: Option<&Path>, meta: &cargo_metadata::Metadata) -> PathBuf {

@@ -517,7 +517,12 @@ fn write_sites(s: &mut String, report: &SiteReport) {
         }
     }
     if report.sites.len() > 5 {
-        let _ = writeln!(s, "    ... and {} more sites", report.sites.len() - 5);
+        let more = report.sites.len() - 5;
+        let _ = writeln!(
+            s,
+            "    ... and {more} more site{}",
+            if more == 1 { "" } else { "s" }
+        );
     }
     if report.unattributed_blocks > 0 {
         let _ = writeln!(

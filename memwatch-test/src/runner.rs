@@ -501,12 +501,14 @@ fn measured_survivors(first_measured_cycle: u64) -> Vec<Survivor> {
 }
 
 /// What a capture run records.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Capture<'a> {
     /// Allocation sites of the survivors.
     pub sites: bool,
     /// A DHAT viewer file of the window, written here.
     pub dhat: Option<&'a std::path::Path>,
+    /// Site paths are given relative to this folder (the workspace root).
+    pub paths_from: &'a std::path::Path,
 }
 
 /// Runs `test` again (warm-up, then `iterations` measured iterations) with
@@ -554,7 +556,7 @@ pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<Site
     result?;
     let sites = what.sites.then(|| {
         let (raw, lost) = untracked(crate::allocator::live_sites);
-        sites::report(raw, lost, opts.iterations)
+        sites::report(raw, lost, opts.iterations, what.paths_from)
     });
     #[allow(clippy::drop_non_drop)]
     drop(exec);

@@ -2,6 +2,7 @@
 //! resolved to symbols and folded to the frames of the user's own code.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use crate::allocator::{untracked, RawSite};
 
@@ -40,13 +41,11 @@ fn classify(function: &str, file: Option<&str>) -> FrameKind {
     }
 }
 
-/// A path as short as it can be: relative to the working directory when
-/// inside it, `crate-version/...` for a registry crate.
-fn short_path(path: &std::path::Path) -> String {
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Ok(rel) = path.strip_prefix(&cwd) {
-            return rel.display().to_string();
-        }
+/// A path as short as it can be: relative to `root` (the workspace root)
+/// when inside it, `crate-version/...` for a registry crate.
+fn short_path(path: &Path, root: &Path) -> String {
+    if let Ok(rel) = path.strip_prefix(root) {
+        return rel.display().to_string();
     }
     let text = path.display().to_string();
     if let Some((_, rest)) = text.split_once("/.cargo/registry/src/") {
@@ -66,14 +65,14 @@ fn is_harness_caller(frame: &Frame) -> bool {
 }
 
 /// The frames of one return address (several when calls were inlined).
-fn resolve_ip(ip: usize) -> Vec<Frame> {
+fn resolve_ip(ip: usize, root: &Path) -> Vec<Frame> {
     let mut frames = Vec::new();
     backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
         let function = symbol
             .name()
             .map(|n| format!("{n:#}"))
             .unwrap_or_else(|| format!("{ip:#x}"));
-        let file = symbol.filename().map(short_path);
+        let file = symbol.filename().map(|f| short_path(f, root));
         let kind = classify(&function, file.as_deref());
         frames.push(Frame {
             function,
@@ -85,8 +84,14 @@ fn resolve_ip(ip: usize) -> Vec<Frame> {
     frames
 }
 
-/// Resolves and folds the raw sites of a capture window of `iterations`.
-pub(crate) fn report(raw: Vec<RawSite>, unattributed: u64, iterations: u32) -> SiteReport {
+/// Resolves and folds the raw sites of a capture window of `iterations`,
+/// with paths relative to `root`.
+pub(crate) fn report(
+    raw: Vec<RawSite>,
+    unattributed: u64,
+    iterations: u32,
+    root: &Path,
+) -> SiteReport {
     untracked(|| {
         let mut cache: HashMap<usize, Vec<Frame>> = HashMap::new();
         let mut merged: Vec<(Frame, i64, i64, Vec<Frame>)> = Vec::new();
@@ -94,7 +99,7 @@ pub(crate) fn report(raw: Vec<RawSite>, unattributed: u64, iterations: u32) -> S
             let mut frames: Vec<Frame> = site
                 .frames
                 .iter()
-                .flat_map(|&ip| cache.entry(ip).or_insert_with(|| resolve_ip(ip)).clone())
+                .flat_map(|&ip| cache.entry(ip).or_insert_with(|| resolve_ip(ip, root)).clone())
                 .collect();
             if let Some(cut) = frames.iter().position(is_harness_caller) {
                 frames.truncate(cut);
@@ -191,9 +196,11 @@ mod tests {
 
     #[test]
     fn registry_paths_are_shortened() {
-        let p = std::path::Path::new(
+        let p = Path::new(
             "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.40.0/src/task/spawn.rs",
         );
-        assert_eq!(short_path(p), "tokio-1.40.0/src/task/spawn.rs");
+        assert_eq!(short_path(p, Path::new("/ws")), "tokio-1.40.0/src/task/spawn.rs");
+        let member = Path::new("/ws/appcore/src/lib.rs");
+        assert_eq!(short_path(member, Path::new("/ws")), "appcore/src/lib.rs");
     }
 }

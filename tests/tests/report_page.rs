@@ -8,6 +8,16 @@ use std::process::Command;
 
 use memwatch_e2e::{stderr, stdout, Crate, Fixture, CLEAN, LEAKY};
 
+/// A test whose process dies before it writes a report.
+const ABORTS: &str = r#"
+#[memwatch_test::leak_test(snapshot = false)]
+fn aborts() {
+    std::process::abort();
+}
+
+memwatch_test::main!();
+"#;
+
 fn chromium() -> Option<PathBuf> {
     ["chromium", "chromium-browser"].iter().find_map(|name| {
         let out = Command::new("sh")
@@ -86,6 +96,11 @@ fn the_report_page_draws_every_test_in_a_browser() {
             leaks: Some(LEAKY),
             ..Crate::default()
         },
+        Crate {
+            name: "gamma",
+            leaks: Some(ABORTS),
+            ..Crate::default()
+        },
     ]);
     let run = f.command(&["test"]).env("CI", "true").output().unwrap();
     assert_eq!(
@@ -107,6 +122,29 @@ fn the_report_page_draws_every_test_in_a_browser() {
         !html.contains("http://") && !html.contains("https://"),
         "no network"
     );
+    // A crash is a result: on the page with the terminal's status and why.
+    assert!(
+        html.contains("<td class=\"no_report\">CRASHED</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("the test process crashed (signal 6: SIGABRT, an abort)"),
+        "{html}"
+    );
+    // The time column is the terminal's, in seconds.
+    let terminal_time = stdout(&run)
+        .lines()
+        .find(|l| l.starts_with("beta/leaks::cache_leaks "))
+        .and_then(|l| l.split_whitespace().last())
+        .expect("the table has the leak's row")
+        .to_owned();
+    assert!(
+        html.contains(&format!("<td class=\"num\">{terminal_time}</td>")),
+        "{terminal_time} in {html}"
+    );
+    // Ticks on the axes, and the warm-up's end marked.
+    assert!(html.contains("class=\"label x\""), "{html}");
+    assert!(html.contains(">warm-up ends</text>"), "{html}");
 
     let profile = tempfile::tempdir().unwrap();
     let (dom, log) = browse(&browser, profile.path(), &page, &["--dump-dom"]);

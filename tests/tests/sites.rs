@@ -77,8 +77,11 @@ fn the_top_site_is_the_users_function_and_runs_agree() {
         let name = top["frame"]["function"].as_str().unwrap();
         assert!(name.starts_with(function), "{test}: top site is {name}");
         assert_eq!(top["frame"]["kind"], "user", "{test}");
-        // Relative to the package the test runs in.
-        assert_eq!(top["frame"]["file"], "src/bin/site_fixtures.rs", "{test}");
+        // Relative to the workspace root: the member's folder first.
+        assert_eq!(
+            top["frame"]["file"], "tests/src/bin/site_fixtures.rs",
+            "{test}"
+        );
         assert!(top["frame"]["line"].as_u64().unwrap() > 0, "{test}");
         assert_eq!(top["blocks_per_iteration"], 1.0, "{test}");
         assert_eq!(top["bytes_per_iteration"], bytes, "{test}");

@@ -60,6 +60,36 @@ fn accept(snaps: &Path, name: &str) {
 }
 
 #[test]
+fn a_snapshot_that_cannot_be_written_for_review_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+    assert!(run(&snaps, false).status.success(), "recorded");
+    let approved = snaps.join(format!("{TEST}.snap"));
+    let text = std::fs::read_to_string(&approved).unwrap();
+    std::fs::write(&approved, text.replace("verdict: clean", "verdict: leak")).unwrap();
+    // A folder where the `.snap.new` file would go: no rename can replace
+    // it, also for root, who may write into a read-only folder.
+    let pending = snaps.join(format!("{TEST}.snap.new"));
+    std::fs::create_dir_all(pending.join("in-the-way")).unwrap();
+
+    let out = run(&snaps, false);
+    let text = stdout(&out);
+    assert!(!out.status.success(), "a changed snapshot fails: {text}");
+    assert!(
+        text.contains(&format!(
+            "it could not be written for review: {}",
+            pending.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("Make that path writable") && !text.contains("Review it with"),
+        "no review is offered for a file that is not there: {text}"
+    );
+    assert!(pending.is_dir(), "what was in the way is left as it was");
+}
+
+#[test]
 fn a_new_clean_snapshot_is_recorded_outside_ci_and_fails_under_ci() {
     let dir = tempfile::tempdir().unwrap();
     let snaps = dir.path().join("snapshots");

@@ -35,6 +35,9 @@ pub(crate) struct Config {
     pub dhat_dir: Option<PathBuf>,
     /// Capture sites for every test.
     pub sites: bool,
+    /// The workspace root: site paths are given relative to it, so that
+    /// `crate/src/lib.rs:79` names one file in a workspace.
+    pub workspace_root: PathBuf,
     /// Tests that share a snapshot or report file, with the message that
     /// fails them.
     pub collisions: HashMap<String, String>,
@@ -50,6 +53,7 @@ impl Config {
                 .unwrap_or_else(|| manifest_dir.join("tests").join("snapshots")),
             dhat_dir: env::folder(env::DHAT, manifest_dir)?,
             sites: std::env::var_os(env::SITES).is_some(),
+            workspace_root: workspace_root(manifest_dir),
             collisions: shared_files(tests),
         })
     }
@@ -205,6 +209,22 @@ pub fn standard_harness(target: &str) -> WrongHarness {
     ))
 }
 
+/// The root of the workspace the package at `manifest_dir` belongs to: the
+/// nearest folder at or above it whose `Cargo.toml` has a `[workspace]`
+/// table, as cargo finds it; the package's own folder when none has.
+fn workspace_root(manifest_dir: &Path) -> PathBuf {
+    manifest_dir
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|toml| {
+                toml.lines()
+                    .any(|l| l.trim_start().starts_with("[workspace]"))
+            })
+        })
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
+}
+
 /// Runs one test the way the harness does, in this process and without
 /// libtest's printing; returns whether its verdict is what it expects and
 /// the iterations run. For the harness benchmark.
@@ -220,5 +240,14 @@ pub fn run_one(test: &'static LeakTest) -> (bool, u32) {
 /// with sites and/or a DHAT file, as a leak's second run does; `false` if
 /// the body panicked. For the site-capture benchmark.
 pub fn run_capture(test: &'static LeakTest, sites: bool, dhat: Option<&Path>) -> bool {
-    runner::capture(test, &runner::Capture { sites, dhat }).is_ok()
+    let root = std::env::current_dir().unwrap_or_default();
+    runner::capture(
+        test,
+        &runner::Capture {
+            sites,
+            dhat,
+            paths_from: &root,
+        },
+    )
+    .is_ok()
 }

@@ -121,12 +121,24 @@ pub(crate) fn check(test: &LeakTest, config: &Config, outcome: &Outcome) -> Chec
             )),
         };
     }
-    let written = if ci {
-        "under CI nothing is written".to_owned()
+    let (written, next) = if ci {
+        (
+            "under CI nothing is written".to_owned(),
+            "Run the tests outside CI to write it for review, then commit the accepted snapshot.",
+        )
     } else {
         match write_atomically(&pending_path, &file) {
-            Ok(()) => format!("written to {} for review", pending_path.display()),
-            Err(e) => format!("could not write {}: {e}", pending_path.display()),
+            Ok(()) => (
+                format!("written to {} for review", pending_path.display()),
+                "Review it with `cargo memwatch review` or `cargo insta review`.",
+            ),
+            Err(e) => (
+                format!(
+                    "it could not be written for review: {}: {e}",
+                    pending_path.display()
+                ),
+                "Make that path writable, then run the tests again to write it for review.",
+            ),
         }
     };
     let (status, what) = match &approved {
@@ -144,11 +156,6 @@ pub(crate) fn check(test: &LeakTest, config: &Config, outcome: &Outcome) -> Chec
     let shown = match &approved {
         Some(old) => snapshot::diff(old, body),
         None => body.lines().map(|l| format!("+{l}\n")).collect(),
-    };
-    let next = if ci {
-        "Run the tests outside CI to write it for review, then commit the accepted snapshot."
-    } else {
-        "Review it with `cargo memwatch review` or `cargo insta review`."
     };
     let message = format!(
         "the heap diff snapshot `{name}` {what} (in {}); {written}.\n{next}\n\

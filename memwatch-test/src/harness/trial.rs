@@ -48,6 +48,7 @@ pub(crate) fn execute(test: &'static LeakTest, config: &Config) -> TrialResult {
         let what = runner::Capture {
             sites: want_sites,
             dhat: dhat_file.as_deref(),
+            paths_from: &config.workspace_root,
         };
         if let Ok(sites) = runner::capture(test, &what) {
             outcome.sites = sites;
