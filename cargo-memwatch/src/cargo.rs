@@ -102,6 +102,19 @@ pub enum BuildMode {
     Locked,
 }
 
+/// cargo could not compile the tests and has printed why: said once more,
+/// as a plain line, not as a second `error:`.
+#[derive(Debug)]
+pub struct CompileFailed;
+
+impl std::fmt::Display for CompileFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no leak test ran: cargo could not build the tests (its errors are above)")
+    }
+}
+
+impl std::error::Error for CompileFailed {}
+
 /// Why a build failed.
 #[derive(Debug)]
 pub enum BuildError {
@@ -174,9 +187,7 @@ pub fn build(selection: &Selection, mode: BuildMode) -> Result<Vec<Built>, Build
             return Err(BuildError::LockFileStale);
         }
         eprint!("{held_output}");
-        return Err(BuildError::Failed(anyhow::anyhow!(
-            "cargo could not build the tests (see above)"
-        )));
+        return Err(BuildError::Failed(CompileFailed.into()));
     }
     eprint!("{held_output}");
     Ok(built)

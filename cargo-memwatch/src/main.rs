@@ -40,6 +40,11 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+        // cargo has printed its `error:` lines: no second one.
+        Err(e) if e.downcast_ref::<cargo::CompileFailed>().is_some() => {
+            eprintln!("{e:#}");
+            ExitCode::from(USAGE_ERROR)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(USAGE_ERROR)

@@ -4,7 +4,7 @@
 
 use memwatch_e2e::{stderr, stdout, Crate, Fixture, CLEAN, CRASHING, HANGS_WITH_A_CHILD, LEAKY};
 
-fn one(name: &str, leaks: &'static str) -> Fixture {
+fn one(name: &str, leaks: &str) -> Fixture {
     Fixture::new(&[Crate {
         name,
         leaks: Some(leaks),
@@ -121,7 +121,7 @@ fn a_leak_fails_the_run_and_says_where() {
     // It names the line that allocated the leaked blocks.
     assert!(text.contains("allocated at ("), "{text}");
     assert!(
-        text.contains("leaks::cache_leaks (tests/leaks.rs:"),
+        text.contains("leaks::cache_leaks (leaky/tests/leaks.rs:"),
         "{text}"
     );
     // The raw failure text cannot issue workflow commands: they are stopped
@@ -338,6 +338,26 @@ fn a_workspace_without_leak_tests_says_so() {
     let out = f.memwatch(&["test"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("no leak tests found in this workspace"));
+}
+
+#[test]
+fn a_build_error_is_said_once_with_exit_code_2() {
+    let broken = format!("{CLEAN}\nfn broken() -> u32 {{ \"not a number\" }}\n");
+    let f = one("broken", &broken);
+    let out = f.memwatch(&["test"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("error[E0308]: mismatched types"), "{err}");
+    // cargo's own `error: could not compile` line, and no second `error:`
+    // line of ours after it.
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].starts_with("error: could not compile"), "{err}");
+    assert_eq!(
+        err.lines().last(),
+        Some("no leak test ran: cargo could not build the tests (its errors are above)"),
+        "{err}"
+    );
 }
 
 #[test]
