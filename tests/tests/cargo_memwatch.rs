@@ -137,7 +137,7 @@ fn a_leak_fails_the_run_and_says_where() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(
         text.lines()
-            .position(|l| l.contains("leaks::cache_leaks (tests/leaks.rs:"))
+            .position(|l| l.contains("leaks::cache_leaks (leaky/tests/leaks.rs:"))
             .is_some_and(|i| stop < i && i < resume),
         "{text}"
     );
