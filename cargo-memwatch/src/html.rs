@@ -251,7 +251,10 @@ fn rows<T>(items: &[T], f: impl Fn(&T) -> String, limit: usize) -> String {
 /// a test that left no report shows its status (`CRASHED`, `TIMED OUT`).
 fn verdict_cell(e: &Entry) -> (&'static str, String) {
     let Some(r) = &e.report else {
-        let status = e.outcome.as_ref().map_or("no report", |o| o.status.as_str());
+        let status = e
+            .outcome
+            .as_ref()
+            .map_or("no report", |o| o.status.as_str());
         return ("no_report", status.to_owned());
     };
     let kind = r.verdict.kind();
@@ -306,7 +309,11 @@ section.test { margin-bottom: 2em; }
     );
     let not_clean = entries
         .iter()
-        .filter(|e| e.report.as_ref().is_none_or(|r| r.verdict.kind() != "clean"))
+        .filter(|e| {
+            e.report
+                .as_ref()
+                .is_none_or(|r| r.verdict.kind() != "clean")
+        })
         .count();
     let known = entries
         .iter()
@@ -571,11 +578,17 @@ mod tests {
     #[test]
     fn ticks_are_round_and_inside_the_range() {
         assert_eq!(ticks(0.0, 100.0, 4), vec![0.0, 50.0, 100.0]);
-        assert_eq!(ticks(1.0, 35.0, 8), vec![5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0]);
+        assert_eq!(
+            ticks(1.0, 35.0, 8),
+            vec![5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0]
+        );
         assert_eq!(ticks(1030.0, 1290.0, 4), vec![1100.0, 1200.0]);
         assert_eq!(ticks(3.0, 3.0, 4), vec![3.0], "an empty range has one tick");
         // 0.98 to 1.89 kb: round in kb.
-        let kb: Vec<String> = byte_ticks(1000.0, 1940.0, 5).into_iter().map(|t| t.1).collect();
+        let kb: Vec<String> = byte_ticks(1000.0, 1940.0, 5)
+            .into_iter()
+            .map(|t| t.1)
+            .collect();
         assert_eq!(kb, ["1.0 kb", "1.2 kb", "1.4 kb", "1.6 kb", "1.8 kb"]);
         let b: Vec<String> = byte_ticks(0.0, 600.0, 5).into_iter().map(|t| t.1).collect();
         assert_eq!(b, ["0", "200 bytes", "400 bytes", "600 bytes"]);
@@ -583,9 +596,7 @@ mod tests {
 
     #[test]
     fn the_chart_has_ticks_and_marks_the_warm_up_and_each_round() {
-        let mut cycles: Vec<Cycle> = (1..=3)
-            .map(|i| cycle(Phase::Warmup, 0, i, 1000))
-            .collect();
+        let mut cycles: Vec<Cycle> = (1..=3).map(|i| cycle(Phase::Warmup, 0, i, 1000)).collect();
         cycles.extend((4..=19).map(|i| cycle(Phase::Measured, 1, i, 1000 + 24 * i as u64)));
         cycles.extend((20..=35).map(|i| cycle(Phase::Measured, 2, i, 1000 + 24 * i as u64)));
         assert_eq!(
@@ -616,7 +627,9 @@ mod tests {
 
     #[test]
     fn a_flat_heap_is_drawn_from_zero_with_round_ticks() {
-        let cycles: Vec<Cycle> = (1..=35).map(|i| cycle(Phase::Measured, 1, i, 2278)).collect();
+        let cycles: Vec<Cycle> = (1..=35)
+            .map(|i| cycle(Phase::Measured, 1, i, 2278))
+            .collect();
         let svg = chart("t", &cycles);
         for label in [">0<", ">0.5 kb<", ">2.5 kb<"] {
             assert!(svg.contains(label), "{label} in {svg}");
@@ -643,7 +656,10 @@ mod tests {
             message: None,
         });
         let page = page(Path::new("run"), &[crashed, clean]);
-        assert!(page.contains("<td class=\"no_report\">CRASHED</td>"), "{page}");
+        assert!(
+            page.contains("<td class=\"no_report\">CRASHED</td>"),
+            "{page}"
+        );
         assert!(page.contains("<td class=\"num\">0.03s</td>"), "{page}");
         assert!(page.contains("<td class=\"num\">1.50s</td>"), "{page}");
         assert!(
@@ -651,6 +667,9 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("the test process left no report"), "{page}");
-        assert!(page.contains("2 leak tests: 1 failed; 1 not clean"), "{page}");
+        assert!(
+            page.contains("2 leak tests: 1 failed; 1 not clean"),
+            "{page}"
+        );
     }
 }

@@ -99,7 +99,12 @@ pub(crate) fn report(
             let mut frames: Vec<Frame> = site
                 .frames
                 .iter()
-                .flat_map(|&ip| cache.entry(ip).or_insert_with(|| resolve_ip(ip, root)).clone())
+                .flat_map(|&ip| {
+                    cache
+                        .entry(ip)
+                        .or_insert_with(|| resolve_ip(ip, root))
+                        .clone()
+                })
                 .collect();
             if let Some(cut) = frames.iter().position(is_harness_caller) {
                 frames.truncate(cut);
@@ -199,7 +204,10 @@ mod tests {
         let p = Path::new(
             "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.40.0/src/task/spawn.rs",
         );
-        assert_eq!(short_path(p, Path::new("/ws")), "tokio-1.40.0/src/task/spawn.rs");
+        assert_eq!(
+            short_path(p, Path::new("/ws")),
+            "tokio-1.40.0/src/task/spawn.rs"
+        );
         let member = Path::new("/ws/appcore/src/lib.rs");
         assert_eq!(short_path(member, Path::new("/ws")), "appcore/src/lib.rs");
     }

@@ -49,15 +49,7 @@ fn a_library_tags_its_types_with_the_engine_alone() {
     // What the library ships: the engine, not the harness.
     let tree = fixture
         .cargo(&[
-            "tree",
-            "-p",
-            "appcore",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
+            "tree", "-p", "appcore", "-e", "normal", "--prefix", "none", "--format", "{p}",
         ])
         .output()
         .expect("cargo tree runs");
