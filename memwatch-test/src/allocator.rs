@@ -29,7 +29,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ptr;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 /// How many recent collection cycles keep their own survivor counters: at
@@ -748,6 +748,9 @@ const MAX_PROBES: usize = 64;
 const EMPTY: u32 = 0;
 const WRITING: u32 = 1;
 const READY: u32 = 2;
+/// A window's start is checking whether the slot is still in use.
+#[cfg(feature = "harness")]
+const RECLAIMING: u32 = 3;
 
 /// One allocation site: a stack of return addresses, and the live blocks
 /// allocated from it. Written lock-free: a slot is claimed with a CAS, its
@@ -865,9 +868,15 @@ fn capture_site(local: &Local, size: u64) -> u32 {
             && slot.hash.load(Relaxed) == hash
             && slot.generation.load(Relaxed) == generation
         {
-            slot.live_blocks.fetch_add(1, Relaxed);
-            slot.live_bytes.fetch_add(size, Relaxed);
-            return index as u32 + 1;
+            // Counted first, then checked again: a window's start may be
+            // reclaiming the slot (see `reclaim_sites`), and either it sees
+            // this block or this sees it reclaiming, never neither.
+            slot.live_blocks.fetch_add(1, SeqCst);
+            if slot.state.load(SeqCst) == READY && slot.generation.load(Relaxed) == generation {
+                slot.live_bytes.fetch_add(size, Relaxed);
+                return index as u32 + 1;
+            }
+            slot.live_blocks.fetch_sub(1, SeqCst);
         }
     }
     UNATTRIBUTED.fetch_add(1, Relaxed);
@@ -945,16 +954,44 @@ pub(crate) fn end_dhat() {
 #[cold]
 fn site_resize(site: u32, old: u64, new: u64) {
     let slot = &SITES[((site & !VIA_DHAT) as usize - 1) % SITE_SLOTS];
-    if new == 0 {
-        slot.live_blocks.fetch_sub(1, Relaxed);
-    }
     slot.live_bytes.fetch_add(new.wrapping_sub(old), Relaxed);
+    // Last: once a slot's blocks are all gone, nothing of them touches it.
+    if new == 0 {
+        slot.live_blocks.fetch_sub(1, SeqCst);
+    }
+}
+
+#[cfg(feature = "harness")]
+/// Empties the slots of earlier windows that no live block refers to any
+/// more, so that a process running many capture windows (a test binary
+/// run in one process) never runs out of room. Slots whose blocks are
+/// still live stay taken until those blocks are freed.
+fn reclaim_sites() {
+    for slot in &SITES {
+        if slot.state.load(Acquire) == READY
+            && slot.live_blocks.load(SeqCst) == 0
+            && slot
+                .state
+                .compare_exchange(READY, RECLAIMING, SeqCst, Relaxed)
+                .is_ok()
+        {
+            // A block counted in between keeps the slot (see
+            // `capture_site`, which counts before it checks).
+            if slot.live_blocks.load(SeqCst) == 0 {
+                slot.live_bytes.store(0, Relaxed);
+                slot.state.store(EMPTY, Release);
+            } else {
+                slot.state.store(READY, Release);
+            }
+        }
+    }
 }
 
 #[cfg(feature = "harness")]
 /// Starts capturing allocation sites in a new window.
 pub(crate) fn begin_capture() {
     GENERATION.fetch_add(1, AcqRel);
+    reclaim_sites();
     UNATTRIBUTED.store(0, Relaxed);
     EPOCH.fetch_or(CAPTURE_BIT, AcqRel);
 }

@@ -130,3 +130,26 @@ fn memwatch_sites_asks_for_sites_on_any_test() {
     // Without it, a should_leak test that leaks as expected pays no capture.
     assert!(static_vec_report(false)["sites"].is_null());
 }
+
+/// 100 capturing tests in one process: the site table is reclaimed
+/// between windows, so no block goes unattributed, however many windows a
+/// process runs (before, blocks went unattributed from about the 24th).
+#[test]
+fn a_hundred_capture_windows_in_one_process_attribute_every_block() {
+    let (out, reports) = run_fixture(
+        FIXTURES,
+        &["--ignored", "window_"],
+        &[(memwatch_report::env::IN_PROCESS, "1")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(reports.len(), 100, "{:?}", reports.keys());
+    for (test, report) in &reports {
+        assert_eq!(report["verdict"]["kind"], "clean", "{test}");
+        let sites = &report["sites"];
+        assert_eq!(sites["unattributed_blocks"], 0, "{test}: {sites:#}");
+    }
+}
