@@ -423,8 +423,11 @@ section.test { margin-bottom: 2em; }
             r.sites.as_ref().map_or(&[][..], |s| &s.sites),
             |site| {
                 let f = &site.frame;
+                let via = site.allocated_in.as_ref().map_or(String::new(), |d| {
+                    format!("<br><small>allocated in {}</small>", esc(&d.describe()))
+                });
                 format!(
-                    "<tr><td>{}</td><td>{}:{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    "<tr><td>{}{via}</td><td>{}:{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                     esc(&f.function),
                     esc(f.file.as_deref().unwrap_or("?")),
                     f.line.unwrap_or(0),

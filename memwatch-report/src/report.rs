@@ -440,11 +440,14 @@ pub struct CycleStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FrameKind {
-    /// The code under test.
+    /// The code under test: a file of a package of the workspace (not its
+    /// `target/` or `vendor/` folder).
     User,
-    /// A dependency's code.
+    /// A dependency's code: a registry or git crate, a vendored crate, a
+    /// path dependency outside the workspace, or a crate std vendors
+    /// (`/rust/deps/`, such as hashbrown).
     Dependency,
-    /// std, core, alloc, the allocator, memwatch.
+    /// std, core, alloc, the allocator, memwatch, and frames with no file.
     Runtime,
 }
 
@@ -481,9 +484,17 @@ impl Frame {
 /// Where surviving blocks were allocated, per iteration of the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Site {
-    /// The innermost frame of the user's code (or of a dependency, when the
-    /// user's code is not on the stack).
+    /// The innermost frame of the user's code: a package of the workspace
+    /// under test. When no frame of the user's code is on the stack (a
+    /// dependency's own background work), the outermost frame of a
+    /// dependency, with `kind` `dependency`: the code the user's code
+    /// called or spawned.
     pub frame: Frame,
+    /// The innermost dependency frame under `frame`: the library code that
+    /// made the blocks for the user's code (`None` when the user's code
+    /// allocated itself, through std).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated_in: Option<Frame>,
     /// Surviving blocks allocated there, per iteration.
     pub blocks_per_iteration: f64,
     /// Their bytes, per iteration.

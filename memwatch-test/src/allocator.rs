@@ -360,12 +360,39 @@ struct Local {
     depth: Cell<u32>,
     /// The tag new blocks are allocated under (0: untagged).
     tag: Cell<u32>,
+    /// A stack address in the frame that calls the test body (0: none):
+    /// capture stops unwinding at the first frame above it, the harness's.
+    stack_end: Cell<usize>,
 }
 
 thread_local! {
     static LOCAL: Local = const {
-        Local { slot: Cell::new(ptr::null()), depth: Cell::new(0), tag: Cell::new(0) }
+        Local {
+            slot: Cell::new(ptr::null()),
+            depth: Cell::new(0),
+            tag: Cell::new(0),
+            stack_end: Cell::new(0),
+        }
     };
+}
+
+/// Runs `f`, the test body, with capture unwinding this thread's stacks
+/// only as far as this call: the frames of the harness and of `main` above
+/// it are never a site, and cost time on every captured allocation.
+#[cfg(feature = "harness")]
+#[inline(never)]
+pub(crate) fn with_stack_end<R>(f: impl FnOnce() -> R) -> R {
+    let marker = 0u8;
+    let local = local();
+    let before = local.stack_end.get();
+    // Frames of `f` and of what it calls lie below this local: their
+    // canonical frame addresses are at most its address.
+    local
+        .stack_end
+        .set(std::hint::black_box(&marker) as *const u8 as usize);
+    let out = f();
+    local.stack_end.set(before);
+    out
 }
 
 /// This thread's [`Local`]. The closure is tiny so that `with` inlines: the
@@ -737,8 +764,10 @@ pub fn modes_for_tests() -> u32 {
     EPOCH.load(Relaxed) & MODE_BITS
 }
 
-/// Most frames kept of an allocation's stack.
-pub(crate) const MAX_FRAMES: usize = 16;
+/// Most frames kept of an allocation's stack, from the allocation up to the
+/// frame that calls the test body: enough for the user's frame under a deep
+/// library stack (serde, regex, tokio, tracing).
+pub(crate) const MAX_FRAMES: usize = 64;
 /// Distinct allocation sites the table holds; beyond that, blocks go
 /// unattributed (and are counted as such).
 const SITE_SLOTS: usize = 8192;
@@ -801,7 +830,7 @@ fn special_site(local: &Local, modes: u32, size: u64) -> u32 {
 /// Writes the return addresses of the current stack into `frames`, the
 /// innermost first; returns how many it wrote.
 #[cfg(feature = "harness")]
-fn trace(frames: &mut [usize; MAX_FRAMES]) -> usize {
+fn trace(frames: &mut [usize; MAX_FRAMES], stack_end: usize) -> usize {
     let mut len = 0;
     // SAFETY: `trace_unsynchronized` is unsafe only because some platforms'
     // unwinders are not thread-safe; on the platforms this crate supports
@@ -809,6 +838,10 @@ fn trace(frames: &mut [usize; MAX_FRAMES]) -> usize {
     // only writes into a local array and never allocates or panics.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
+            // Past the frame that called the test body: the harness's.
+            if stack_end != 0 && frame.sp() as usize > stack_end {
+                return false;
+            }
             frames[len] = frame.ip() as usize;
             len += 1;
             len < MAX_FRAMES
@@ -820,7 +853,7 @@ fn trace(frames: &mut [usize; MAX_FRAMES]) -> usize {
 /// Without the harness no capture window opens ([`begin_capture`] is the
 /// harness's), so no stack is ever asked for.
 #[cfg(not(feature = "harness"))]
-fn trace(_frames: &mut [usize; MAX_FRAMES]) -> usize {
+fn trace(_frames: &mut [usize; MAX_FRAMES], _stack_end: usize) -> usize {
     0
 }
 
@@ -832,7 +865,7 @@ fn capture_site(local: &Local, size: u64) -> u32 {
     let mut frames = [0usize; MAX_FRAMES];
     // Unwinding might allocate: such allocations are left uncounted.
     local.depth.set(local.depth.get() + 1);
-    let len = trace(&mut frames);
+    let len = trace(&mut frames, local.stack_end.get());
     local.depth.set(local.depth.get() - 1);
     let generation = GENERATION.load(Relaxed);
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ generation as u64;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use memwatch_report::report::{self as contract, Report, SnapshotStatus, TagRow};
+use memwatch_report::report::{self as contract, FrameKind, Report, SnapshotStatus, TagRow};
 use memwatch_report::snapshot::{self, Counted, Kept};
 
 use crate::decision::{Exhausted, Growth as Source, Round};
@@ -503,15 +503,31 @@ fn write_sites(s: &mut String, report: &SiteReport) {
         report.iterations
     );
     for (i, site) in report.sites.iter().take(5).enumerate() {
+        let yours = site.frame.kind == FrameKind::User;
         let _ = writeln!(
             s,
-            "    {} block(s), {}  {}",
+            "    {} block(s), {}  {}{}",
             number(site.blocks_per_iteration),
             signed_bytes(site.bytes_per_iteration),
+            if yours {
+                ""
+            } else {
+                "no frame of your code on the stack; called or spawned: "
+            },
             site.frame.describe()
         );
+        if let Some(dependency) = &site.allocated_in {
+            let _ = writeln!(s, "        allocated in {}", dependency.describe());
+        }
         if i < 3 {
-            for frame in site.backtrace.iter().skip(1).take(5) {
+            // The callers of the site's frame, outwards.
+            let callers = site
+                .backtrace
+                .iter()
+                .skip_while(|f| **f != site.frame)
+                .skip(1)
+                .take(3);
+            for frame in callers {
                 let _ = writeln!(s, "        from {}", frame.describe());
             }
         }

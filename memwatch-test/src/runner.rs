@@ -155,7 +155,7 @@ impl Executor {
 
     /// One iteration; `Ok(n)` with the tasks still pending after it.
     fn iterate(&mut self) -> Result<usize, String> {
-        let result = catch_unwind(AssertUnwindSafe(|| match self {
+        let body = AssertUnwindSafe(|| match self {
             Executor::Sync(f) => {
                 f();
                 0
@@ -165,7 +165,8 @@ impl Executor {
                 rt.block_on(f());
                 settle(rt)
             }
-        }));
+        });
+        let result = crate::allocator::with_stack_end(|| catch_unwind(body));
         result.map_err(|payload| {
             payload
                 .downcast_ref::<&str>()

@@ -27,32 +27,62 @@ const RUNTIME_PREFIXES: &[&str] = &[
     "<memwatch_test::",
 ];
 
-fn classify(function: &str, file: Option<&str>) -> FrameKind {
+/// Whose code a frame is, from its function's name and its file's full
+/// path as the debug information gives it (before any shortening):
+///
+/// - std, core, alloc, memwatch and the unwinder, by name or by their
+///   sources under `/rustc/<hash>/library/`, and a frame with no file, are
+///   the runtime;
+/// - a registry or git crate (`.../registry/src/...`, `.../git/checkouts/...`),
+///   a crate std vendors (`/rust/deps/...`), the workspace's `vendor/` and
+///   `target/` folders, and any file outside the workspace `root` (a path
+///   dependency elsewhere) are dependencies;
+/// - any other file under `root`, or a relative path (as rustc records the
+///   workspace's own files when it cannot join them), is the user's.
+fn classify(function: &str, file: Option<&Path>, root: &Path) -> FrameKind {
     if RUNTIME_PREFIXES.iter().any(|p| function.starts_with(p)) {
         return FrameKind::Runtime;
     }
-    match file {
-        None => FrameKind::Runtime,
-        Some(f) if f.starts_with("/rustc/") || f.contains("/library/std/") => FrameKind::Runtime,
-        Some(f) if f.contains("/.cargo/registry/") || f.contains("/.cargo/git/") => {
-            FrameKind::Dependency
+    let Some(path) = file else {
+        return FrameKind::Runtime;
+    };
+    let text = path.to_string_lossy();
+    if text.starts_with("/rustc/") {
+        return FrameKind::Runtime;
+    }
+    if text.starts_with("/rust/deps/")
+        || text.contains("/registry/src/")
+        || text.contains("/git/checkouts/")
+    {
+        return FrameKind::Dependency;
+    }
+    if path.is_relative() {
+        return FrameKind::User;
+    }
+    match path.strip_prefix(root) {
+        Ok(inside) if !inside.starts_with("target") && !inside.starts_with("vendor") => {
+            FrameKind::User
         }
-        Some(_) => FrameKind::User,
+        _ => FrameKind::Dependency,
     }
 }
 
 /// A path as short as it can be: relative to `root` (the workspace root)
-/// when inside it, `crate-version/...` for a registry crate.
+/// when inside it, `crate-version/...` for a registry crate or a crate std
+/// vendors.
 fn short_path(path: &Path, root: &Path) -> String {
     if let Ok(rel) = path.strip_prefix(root) {
         return rel.display().to_string();
     }
     let text = path.display().to_string();
-    if let Some((_, rest)) = text.split_once("/.cargo/registry/src/") {
+    if let Some((_, rest)) = text.split_once("/registry/src/") {
         // `index.crates.io-<hash>/<crate>-<version>/src/...`
         if let Some((_, in_crate)) = rest.split_once('/') {
             return in_crate.to_owned();
         }
+    }
+    if let Some(in_crate) = text.strip_prefix("/rust/deps/") {
+        return in_crate.to_owned();
     }
     text
 }
@@ -72,17 +102,53 @@ fn resolve_ip(ip: usize, root: &Path) -> Vec<Frame> {
             .name()
             .map(|n| format!("{n:#}"))
             .unwrap_or_else(|| format!("{ip:#x}"));
-        let file = symbol.filename().map(|f| short_path(f, root));
-        let kind = classify(&function, file.as_deref());
+        let path = symbol.filename();
+        // Classified on the full path, shortened for people after.
+        let kind = classify(&function, path, root);
         frames.push(Frame {
             function,
-            file,
+            file: path.map(|p| short_path(p, root)),
             line: symbol.lineno(),
             kind,
         });
     });
     frames
 }
+
+/// Where a stack's blocks are reported: the innermost frame of the user's
+/// code, and the innermost dependency frame under it (the library code
+/// that allocated for it). With no frame of the user's code on the stack,
+/// the outermost dependency frame, which the user's code called or
+/// spawned; with no frame outside the runtime at all, a placeholder.
+fn site_of(visible: &[Frame]) -> (Frame, Option<Frame>) {
+    match visible.iter().position(|f| f.kind == FrameKind::User) {
+        Some(user) => (
+            visible[user].clone(),
+            visible[..user]
+                .iter()
+                .find(|f| f.kind == FrameKind::Dependency)
+                .cloned(),
+        ),
+        None => match visible.last() {
+            Some(outermost) => (
+                outermost.clone(),
+                visible.first().filter(|f| *f != outermost).cloned(),
+            ),
+            None => (
+                Frame {
+                    function: "(no frame outside the runtime)".to_owned(),
+                    file: None,
+                    line: None,
+                    kind: FrameKind::Runtime,
+                },
+                None,
+            ),
+        },
+    }
+}
+
+/// Frames of the backtrace kept in a site, from the allocation outwards.
+const BACKTRACE_FRAMES: usize = 16;
 
 /// Resolves and folds the raw sites of a capture window of `iterations`,
 /// with paths relative to `root`.
@@ -94,7 +160,8 @@ pub(crate) fn report(
 ) -> SiteReport {
     untracked(|| {
         let mut cache: HashMap<usize, Vec<Frame>> = HashMap::new();
-        let mut merged: Vec<(Frame, i64, i64, Vec<Frame>)> = Vec::new();
+        type Merged = (Frame, Option<Frame>, i64, i64, Vec<Frame>);
+        let mut merged: Vec<Merged> = Vec::new();
         for site in raw {
             let mut frames: Vec<Frame> = site
                 .frames
@@ -110,36 +177,35 @@ pub(crate) fn report(
                 frames.truncate(cut);
             }
             let visible: Vec<Frame> = frames
-                .iter()
+                .into_iter()
                 .filter(|f| f.kind != FrameKind::Runtime)
-                .cloned()
                 .collect();
-            let top = visible
-                .iter()
-                .find(|f| f.kind == FrameKind::User)
-                .or_else(|| visible.first())
-                .cloned()
-                .unwrap_or_else(|| Frame {
-                    function: "(no frame outside the runtime)".to_owned(),
-                    file: None,
-                    line: None,
-                    kind: FrameKind::Runtime,
-                });
-            match merged.iter_mut().find(|(f, ..)| *f == top) {
-                Some((_, blocks, bytes, _)) => {
+            let (frame, allocated_in) = site_of(&visible);
+            match merged
+                .iter_mut()
+                .find(|(f, a, ..)| *f == frame && *a == allocated_in)
+            {
+                Some((_, _, blocks, bytes, _)) => {
                     *blocks += site.live_blocks;
                     *bytes += site.live_bytes;
                 }
-                None => merged.push((top, site.live_blocks, site.live_bytes, visible)),
+                None => merged.push((
+                    frame,
+                    allocated_in,
+                    site.live_blocks,
+                    site.live_bytes,
+                    visible,
+                )),
             }
         }
         let n = iterations.max(1) as f64;
         let mut sites: Vec<Site> = merged
             .into_iter()
-            .map(|(frame, blocks, bytes, mut backtrace)| {
-                backtrace.truncate(8);
+            .map(|(frame, allocated_in, blocks, bytes, mut backtrace)| {
+                backtrace.truncate(BACKTRACE_FRAMES);
                 Site {
                     frame,
+                    allocated_in,
                     blocks_per_iteration: blocks as f64 / n,
                     bytes_per_iteration: bytes as f64 / n,
                     backtrace,
@@ -152,6 +218,10 @@ pub(crate) fn report(
                 .then_with(|| a.frame.function.cmp(&b.frame.function))
                 .then_with(|| a.frame.file.cmp(&b.frame.file))
                 .then_with(|| a.frame.line.cmp(&b.frame.line))
+                .then_with(|| {
+                    let name = |s: &Site| s.allocated_in.as_ref().map(|f| f.describe());
+                    name(a).cmp(&name(b))
+                })
         });
         SiteReport {
             iterations,
@@ -165,50 +235,188 @@ pub(crate) fn report(
 mod tests {
     use super::*;
 
-    #[test]
-    fn frames_are_classified_by_crate() {
-        assert_eq!(
-            classify(
-                "alloc::vec::Vec<T>::push",
-                Some("/rustc/abc/library/alloc/src/vec.rs")
-            ),
-            FrameKind::Runtime
-        );
-        assert_eq!(
-            classify(
-                "memwatch_test::runner::run",
-                Some("memwatch-test/src/runner.rs")
-            ),
-            FrameKind::Runtime
-        );
-        assert_eq!(
-            classify(
-                "hashbrown::raw::RawTable<T>::reserve",
-                Some("/home/u/.cargo/registry/src/x/hashbrown-0.14/src/raw.rs")
-            ),
-            FrameKind::Dependency
-        );
-        assert_eq!(
-            classify("leaks::helper", Some("tests/leaks.rs")),
-            FrameKind::User
-        );
-        assert_eq!(
-            classify("<myapp::Cache as myapp::Store>::put", Some("src/cache.rs")),
-            FrameKind::User
-        );
-        assert_eq!(classify("0x1234", None), FrameKind::Runtime);
+    /// The workspace root, as the harness finds it for this crate.
+    fn root() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("memwatch-test is a workspace member")
+    }
+
+    /// The return addresses of the current stack, innermost first.
+    fn stack() -> Vec<usize> {
+        let mut ips = Vec::new();
+        backtrace::trace(|frame| {
+            ips.push(frame.ip() as usize);
+            true
+        });
+        ips
+    }
+
+    /// The resolved frames of `ips`, as a capture's report resolves them.
+    fn resolved(ips: &[usize]) -> Vec<Frame> {
+        ips.iter().flat_map(|&ip| resolve_ip(ip, root())).collect()
+    }
+
+    /// A value whose deserialisation records the stack: serde_json's frames
+    /// (a registry crate) are then on it, under this crate's.
+    struct StackOnDeserialize(Vec<usize>);
+
+    impl<'de> serde::Deserialize<'de> for StackOnDeserialize {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let stack = stack();
+            <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d)?;
+            Ok(StackOnDeserialize(stack))
+        }
     }
 
     #[test]
-    fn registry_paths_are_shortened() {
+    fn real_frames_of_a_registry_crate_are_a_dependency() {
+        let value: Vec<StackOnDeserialize> = serde_json::from_str("[1]").unwrap();
+        let frames = resolved(&value[0].0);
+        let serde: Vec<&Frame> = frames
+            .iter()
+            .filter(|f| {
+                f.function.starts_with("serde_json::") || f.function.starts_with("<serde_json::")
+            })
+            .collect();
+        assert!(!serde.is_empty(), "{frames:#?}");
+        for f in &serde {
+            assert_eq!(f.kind, FrameKind::Dependency, "{f:?}");
+            let file = f.file.as_deref().unwrap_or("");
+            assert!(file.starts_with("serde_json-1."), "shortened after: {f:?}");
+        }
+        // This crate's own frames are the runtime's (memwatch), and std's too.
+        for f in frames
+            .iter()
+            .filter(|f| f.function.starts_with("memwatch_test::"))
+        {
+            assert_eq!(f.kind, FrameKind::Runtime, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn real_frames_of_a_crate_std_vendors_are_a_dependency() {
+        let mut map: std::collections::HashMap<u32, u32> = (0..4).map(|k| (k, k)).collect();
+        let mut seen = Vec::new();
+        map.retain(|k, _| {
+            if seen.is_empty() {
+                seen = stack();
+            }
+            *k > 0
+        });
+        let frames = resolved(&seen);
+        let hashbrown: Vec<&Frame> = frames
+            .iter()
+            .filter(|f| {
+                f.file
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("hashbrown-"))
+            })
+            .collect();
+        assert!(!hashbrown.is_empty(), "{frames:#?}");
+        for f in hashbrown {
+            assert_eq!(f.kind, FrameKind::Dependency, "{f:?}");
+        }
+        let std_frame = frames
+            .iter()
+            .find(|f| {
+                f.function
+                    .starts_with("std::collections::hash::map::HashMap")
+            })
+            .unwrap_or_else(|| panic!("{frames:#?}"));
+        assert_eq!(std_frame.kind, FrameKind::Runtime);
+    }
+
+    #[test]
+    fn paths_in_the_workspace_are_the_users_but_its_vendor_and_target() {
+        let root = Path::new("/ws");
+        let kind = |f: &str| classify("app::f", Some(Path::new(f)), root);
+        assert_eq!(kind("/ws/app/src/lib.rs"), FrameKind::User);
+        assert_eq!(kind("app/src/lib.rs"), FrameKind::User);
+        assert_eq!(kind("/ws/vendor/serde/src/de.rs"), FrameKind::Dependency);
+        assert_eq!(
+            kind("/ws/target/debug/build/app-1/out/gen.rs"),
+            FrameKind::Dependency
+        );
+        assert_eq!(kind("/elsewhere/lib/src/lib.rs"), FrameKind::Dependency);
+        assert_eq!(
+            kind("/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/serde-1.0.0/src/de.rs"),
+            FrameKind::Dependency
+        );
+        assert_eq!(
+            kind("/home/u/.cargo/git/checkouts/tokio-1a2b/3c4d/tokio/src/lib.rs"),
+            FrameKind::Dependency
+        );
+        assert_eq!(
+            kind("/rust/deps/hashbrown-0.15.2/src/raw/mod.rs"),
+            FrameKind::Dependency
+        );
+        assert_eq!(
+            kind("/rustc/59807616e1fa/library/alloc/src/vec/mod.rs"),
+            FrameKind::Runtime
+        );
+        assert_eq!(classify("app::f", None, root), FrameKind::Runtime);
+        assert_eq!(
+            classify(
+                "memwatch_test::runner::run",
+                Some(Path::new("/ws/memwatch-test/src/runner.rs")),
+                root
+            ),
+            FrameKind::Runtime
+        );
+    }
+
+    #[test]
+    fn paths_are_shortened_for_people() {
+        let root = Path::new("/ws");
         let p = Path::new(
             "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.40.0/src/task/spawn.rs",
         );
-        assert_eq!(
-            short_path(p, Path::new("/ws")),
-            "tokio-1.40.0/src/task/spawn.rs"
-        );
+        assert_eq!(short_path(p, root), "tokio-1.40.0/src/task/spawn.rs");
         let member = Path::new("/ws/appcore/src/lib.rs");
-        assert_eq!(short_path(member, Path::new("/ws")), "appcore/src/lib.rs");
+        assert_eq!(short_path(member, root), "appcore/src/lib.rs");
+        let vendored = Path::new("/rust/deps/hashbrown-0.15.2/src/map.rs");
+        assert_eq!(short_path(vendored, root), "hashbrown-0.15.2/src/map.rs");
+    }
+
+    fn frame(function: &str, kind: FrameKind) -> Frame {
+        Frame {
+            function: function.to_owned(),
+            file: Some("f.rs".to_owned()),
+            line: Some(1),
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_site_is_the_innermost_user_frame_and_the_dependency_that_allocated() {
+        use FrameKind::{Dependency, User};
+        let stack = [
+            frame("serde_json::map::Map::insert", Dependency),
+            frame("serde_json::de::from_str", Dependency),
+            frame("app::handle_request", User),
+            frame("leaks::audit_log_leaks", User),
+        ];
+        let (site, allocated_in) = site_of(&stack);
+        assert_eq!(site.function, "app::handle_request");
+        assert_eq!(
+            allocated_in.unwrap().function,
+            "serde_json::map::Map::insert"
+        );
+
+        let own = [frame("app::remember", User), frame("leaks::t", User)];
+        assert_eq!(
+            site_of(&own),
+            (own[0].clone(), None),
+            "allocated by the user's code itself"
+        );
+
+        let background = [
+            frame("hashbrown::raw::RawTable::reserve", Dependency),
+            frame("tokio::runtime::task::harness::Harness::poll", Dependency),
+        ];
+        let (site, allocated_in) = site_of(&background);
+        assert_eq!(site, background[1], "the outermost dependency frame");
+        assert_eq!(allocated_in, Some(background[0].clone()));
     }
 }
