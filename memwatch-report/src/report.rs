@@ -495,6 +495,11 @@ pub struct Site {
     /// allocated itself, through std).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocated_in: Option<Frame>,
+    /// The spawn function (a thread's or a task's: `std::thread::spawn`,
+    /// `tokio::task::spawn::spawn`, ...) the blocks were allocated in, when
+    /// they were: then `frame` is where the user's code spawned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawned_by: Option<String>,
     /// Surviving blocks allocated there, per iteration.
     pub blocks_per_iteration: f64,
     /// Their bytes, per iteration.

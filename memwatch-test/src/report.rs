@@ -270,6 +270,9 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
             );
         }
     }
+    if let (Some(what), Some(sites)) = (spawned_what(&outcome.verdict), &outcome.sites) {
+        write_spawns(&mut s, what, sites);
+    }
     write_evidence(&mut s, test, outcome);
     if test.options.should_leak {
         return s;
@@ -309,6 +312,36 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
     }
     let _ = writeln!(s, "  next: {}", advice(&outcome.verdict));
     s
+}
+
+/// What a task or thread leak left running, for [`write_spawns`].
+fn spawned_what(verdict: &Verdict) -> Option<&'static str> {
+    match verdict {
+        Verdict::TaskLeak { .. } => Some("the pending tasks were spawned at"),
+        Verdict::ThreadLeak { .. } => Some("the threads still running were spawned at"),
+        _ => None,
+    }
+}
+
+/// Where the user's code spawned what is still alive: the sites whose
+/// blocks a spawn function allocated (the task's cell, the thread's
+/// handle), named by the user's frame that called it.
+fn write_spawns(s: &mut String, what: &str, report: &SiteReport) {
+    let mut seen: Vec<(&contract::Frame, &str)> = Vec::new();
+    for site in &report.sites {
+        if let (Some(spawn), FrameKind::User) = (&site.spawned_by, site.frame.kind) {
+            if !seen.iter().any(|(f, sp)| *f == &site.frame && *sp == spawn) {
+                seen.push((&site.frame, spawn));
+            }
+        }
+    }
+    if seen.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "  {what}:");
+    for (frame, spawn) in seen.iter().take(3) {
+        let _ = writeln!(s, "    {}, through {spawn}", frame.describe());
+    }
 }
 
 /// What to look for, for each kind of leak.
@@ -503,16 +536,16 @@ fn write_sites(s: &mut String, report: &SiteReport) {
         report.iterations
     );
     for (i, site) in report.sites.iter().take(5).enumerate() {
-        let yours = site.frame.kind == FrameKind::User;
         let _ = writeln!(
             s,
             "    {} block(s), {}  {}{}",
             number(site.blocks_per_iteration),
             signed_bytes(site.bytes_per_iteration),
-            if yours {
-                ""
-            } else {
-                "no frame of your code on the stack; called or spawned: "
+            match site.frame.kind {
+                FrameKind::User => "",
+                FrameKind::Dependency => "no frame of your code on the stack; called or spawned: ",
+                // The placeholder says so itself.
+                FrameKind::Runtime => "",
             },
             site.frame.describe()
         );
@@ -520,12 +553,13 @@ fn write_sites(s: &mut String, report: &SiteReport) {
             let _ = writeln!(s, "        allocated in {}", dependency.describe());
         }
         if i < 3 {
-            // The callers of the site's frame, outwards.
+            // The callers of the site's frame in the user's code, outwards.
             let callers = site
                 .backtrace
                 .iter()
                 .skip_while(|f| **f != site.frame)
                 .skip(1)
+                .filter(|f| f.kind == FrameKind::User)
                 .take(3);
             for frame in callers {
                 let _ = writeln!(s, "        from {}", frame.describe());

@@ -136,7 +136,9 @@ fn site_of(visible: &[Frame]) -> (Frame, Option<Frame>) {
             ),
             None => (
                 Frame {
-                    function: "(no frame outside the runtime)".to_owned(),
+                    function:
+                        "(only std's frames: the runtime's own work, such as a thread's start)"
+                            .to_owned(),
                     file: None,
                     line: None,
                     kind: FrameKind::Runtime,
@@ -145,6 +147,26 @@ fn site_of(visible: &[Frame]) -> (Frame, Option<Frame>) {
             ),
         },
     }
+}
+
+/// The last segment of a function's path, without generic arguments:
+/// `spawn` for `tokio::task::spawn::spawn<F>` and `<A as B>::spawn`.
+fn last_segment(function: &str) -> &str {
+    let last = function.rsplit("::").next().unwrap_or(function);
+    last.split('<').next().unwrap_or(last)
+}
+
+/// The spawn function (of a thread or a task) the stack went through, when
+/// it did: the outermost frame of the runtime or of a dependency whose name
+/// starts with `spawn` (`std::thread::spawn`, `tokio::task::spawn::spawn`,
+/// `Handle::spawn`, `spawn_blocking`, ...). The user's own functions are
+/// never one, whatever their name.
+fn spawned_by(frames: &[Frame]) -> Option<String> {
+    frames
+        .iter()
+        .rev()
+        .find(|f| f.kind != FrameKind::User && last_segment(&f.function).starts_with("spawn"))
+        .map(|f| f.function.clone())
 }
 
 /// Frames of the backtrace kept in a site, from the allocation outwards.
@@ -160,7 +182,7 @@ pub(crate) fn report(
 ) -> SiteReport {
     untracked(|| {
         let mut cache: HashMap<usize, Vec<Frame>> = HashMap::new();
-        type Merged = (Frame, Option<Frame>, i64, i64, Vec<Frame>);
+        type Merged = (Frame, Option<Frame>, Option<String>, i64, i64, Vec<Frame>);
         let mut merged: Vec<Merged> = Vec::new();
         for site in raw {
             let mut frames: Vec<Frame> = site
@@ -176,6 +198,7 @@ pub(crate) fn report(
             if let Some(cut) = frames.iter().position(is_harness_caller) {
                 frames.truncate(cut);
             }
+            let spawn = spawned_by(&frames);
             let visible: Vec<Frame> = frames
                 .into_iter()
                 .filter(|f| f.kind != FrameKind::Runtime)
@@ -183,15 +206,16 @@ pub(crate) fn report(
             let (frame, allocated_in) = site_of(&visible);
             match merged
                 .iter_mut()
-                .find(|(f, a, ..)| *f == frame && *a == allocated_in)
+                .find(|(f, a, sp, ..)| *f == frame && *a == allocated_in && *sp == spawn)
             {
-                Some((_, _, blocks, bytes, _)) => {
+                Some((_, _, _, blocks, bytes, _)) => {
                     *blocks += site.live_blocks;
                     *bytes += site.live_bytes;
                 }
                 None => merged.push((
                     frame,
                     allocated_in,
+                    spawn,
                     site.live_blocks,
                     site.live_bytes,
                     visible,
@@ -201,16 +225,19 @@ pub(crate) fn report(
         let n = iterations.max(1) as f64;
         let mut sites: Vec<Site> = merged
             .into_iter()
-            .map(|(frame, allocated_in, blocks, bytes, mut backtrace)| {
-                backtrace.truncate(BACKTRACE_FRAMES);
-                Site {
-                    frame,
-                    allocated_in,
-                    blocks_per_iteration: blocks as f64 / n,
-                    bytes_per_iteration: bytes as f64 / n,
-                    backtrace,
-                }
-            })
+            .map(
+                |(frame, allocated_in, spawned_by, blocks, bytes, mut backtrace)| {
+                    backtrace.truncate(BACKTRACE_FRAMES);
+                    Site {
+                        frame,
+                        allocated_in,
+                        spawned_by,
+                        blocks_per_iteration: blocks as f64 / n,
+                        bytes_per_iteration: bytes as f64 / n,
+                        backtrace,
+                    }
+                },
+            )
             .collect();
         sites.sort_by(|a, b| {
             b.bytes_per_iteration
@@ -386,6 +413,42 @@ mod tests {
             line: Some(1),
             kind,
         }
+    }
+
+    #[test]
+    fn a_spawn_is_a_runtime_or_dependency_function_named_spawn() {
+        use FrameKind::{Dependency, Runtime, User};
+        let task = [
+            frame("tokio::runtime::task::core::Cell<T,S>::new", Dependency),
+            frame("tokio::task::spawn::spawn_inner", Dependency),
+            frame("tokio::task::spawn::spawn<F>", Dependency),
+            frame("app::spawn_watcher", User),
+        ];
+        assert_eq!(
+            spawned_by(&task).as_deref(),
+            Some("tokio::task::spawn::spawn<F>")
+        );
+        let thread = [
+            frame("alloc::sync::Arc<T>::new", Runtime),
+            frame("std::thread::Builder::spawn_unchecked_", Runtime),
+            frame("std::thread::spawn", Runtime),
+            frame("app::start_worker", User),
+        ];
+        assert_eq!(spawned_by(&thread).as_deref(), Some("std::thread::spawn"));
+        let in_the_thread = [
+            frame("app::start_worker::{{closure}}", User),
+            frame(
+                "std::thread::Builder::spawn_unchecked_::{{closure}}",
+                Runtime,
+            ),
+        ];
+        assert_eq!(spawned_by(&in_the_thread), None, "the thread's own work");
+        let named_so = [frame("app::spawn_watcher", User)];
+        assert_eq!(
+            spawned_by(&named_so),
+            None,
+            "the user's code is never the spawn"
+        );
     }
 
     #[test]

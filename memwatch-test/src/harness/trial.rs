@@ -34,8 +34,11 @@ pub(crate) fn execute(test: &'static LeakTest, config: &Config) -> TrialResult {
     // Stacks are costly: captured in a second run, for a leak that fails
     // its test, or when asked for.
     let leaked = outcome.verdict == Verdict::Leak;
-    let want_sites =
-        (leaked && !passed && !test.options.should_leak) || test.options.sites || config.sites;
+    // A task or thread leak captures too: its sites say where the pending
+    // task or the thread was spawned.
+    let want_sites = (outcome.verdict.is_leak() && !passed && !test.options.should_leak)
+        || test.options.sites
+        || config.sites;
     let dhat_file = config
         .dhat_dir
         .as_ref()
