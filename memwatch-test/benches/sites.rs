@@ -2,8 +2,10 @@
 //!
 //! `cargo bench -p memwatch-test --bench sites`
 //!
-//! The same body (a few hundred small allocations per iteration) runs its
-//! warm-up and 10 measured iterations, each followed by a collection cycle:
+//! The same body (20 JSON request bodies parsed by serde_json and kept, the
+//! previous iteration's dropped: a few hundred allocations per iteration,
+//! each a dozen serde frames under the user's function) runs its warm-up
+//! and 10 measured iterations, each followed by a collection cycle:
 //!
 //! - `plain counting`: a capture window with nothing captured;
 //! - `site capture`: memwatch's second run, a stack per allocation;
@@ -14,8 +16,9 @@
 //!
 //! The three in-process runs happen inside a libtest-mimic trial, as in the
 //! harness, so that stacks are as deep as in a real leak test (dhat unwinds
-//! whole stacks; memwatch keeps the innermost 16 frames). Medians over
-//! interleaved rounds; valgrind is skipped when it is not installed.
+//! whole stacks; memwatch unwinds up to the frame that calls the test
+//! body). Medians over interleaved rounds; valgrind is skipped when it is
+//! not installed.
 
 use std::hint::black_box;
 use std::process::Command;
@@ -26,13 +29,33 @@ use memwatch_test::__private::{Body, LeakTest, Options, SnapshotName};
 #[global_allocator]
 static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
 
-/// Parses records into owned strings and a map: a few hundred small
-/// allocations, all freed.
+/// Parsed request bodies, kept: the common leak of data deserialised by
+/// serde_json into a global.
+static AUDIT: std::sync::Mutex<Vec<serde_json::Value>> = std::sync::Mutex::new(Vec::new());
+
+/// A request handler that keeps what it parses: each allocation is made
+/// deep in serde_json, a dozen frames under the user's function, which a
+/// site must reach. Parses 20 bodies per iteration, a few hundred blocks.
+#[inline(never)]
+fn handle_request(body: &str) {
+    let value: serde_json::Value = serde_json::from_str(body).unwrap();
+    AUDIT.lock().unwrap().push(value);
+}
+
 fn body() {
-    let records: Vec<String> = (0..200).map(|i| format!("key{i}=value{}", i * 7)).collect();
-    let map: std::collections::HashMap<&str, &str> =
-        records.iter().filter_map(|r| r.split_once('=')).collect();
-    black_box(map.len());
+    for i in 0..20 {
+        let body = format!(
+            r#"{{"user": "u{i}", "roles": ["admin", "ops"], "meta": {{"ip": "10.0.0.{i}", "tags": [1, 2, 3]}}}}"#
+        );
+        handle_request(&body);
+    }
+    // Kept from the previous iteration only, so that the heap stays small.
+    let mut audit = AUDIT.lock().unwrap();
+    let len = audit.len();
+    if len > 40 {
+        audit.drain(..len - 20);
+    }
+    black_box(len);
 }
 
 static TEST: LeakTest = LeakTest {

@@ -26,6 +26,9 @@
 //! ([`LOCAL`]), reads the global epoch with a relaxed load, takes no lock and
 //! never allocates.
 
+#[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+mod unwind;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ptr;
@@ -831,6 +834,13 @@ fn special_site(local: &Local, modes: u32, size: u64) -> u32 {
 /// innermost first; returns how many it wrote.
 #[cfg(feature = "harness")]
 fn trace(frames: &mut [usize; MAX_FRAMES], stack_end: usize) -> usize {
+    // On the body's thread, the fast unwinder when it can finish the walk.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    if stack_end != 0 {
+        if let unwind::Walk::Done(len) = unwind::trace(frames, stack_end) {
+            return len;
+        }
+    }
     let mut len = 0;
     // SAFETY: `trace_unsynchronized` is unsafe only because some platforms'
     // unwinders are not thread-safe; on the platforms this crate supports
@@ -1023,6 +1033,8 @@ fn reclaim_sites() {
 #[cfg(feature = "harness")]
 /// Starts capturing allocation sites in a new window.
 pub(crate) fn begin_capture() {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    untracked(unwind::prepare);
     GENERATION.fetch_add(1, AcqRel);
     reclaim_sites();
     UNATTRIBUTED.store(0, Relaxed);
