@@ -529,7 +529,7 @@ pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<Site
         let profiler = what.dhat.map(|path| {
             dhat::Profiler::builder()
                 .file_name(path)
-                .trim_backtraces(Some(16))
+                .trim_backtraces(Some(crate::allocator::MAX_FRAMES))
                 .build()
         });
         if profiler.is_some() {
