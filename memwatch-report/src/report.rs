@@ -500,6 +500,10 @@ pub struct Site {
     /// they were: then `frame` is where the user's code spawned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spawned_by: Option<String>,
+    /// The stack was deeper than capture keeps (64 frames): a site that
+    /// names no frame of the user's code may then have one further out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stack_cut: bool,
     /// Surviving blocks allocated there, per iteration.
     pub blocks_per_iteration: f64,
     /// Their bytes, per iteration.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use memwatch_report::report::{self as contract, FrameKind, Report, SnapshotStatus, TagRow};
 use memwatch_report::snapshot::{self, Counted, Kept};
 
+use crate::allocator::MAX_FRAMES;
 use crate::decision::{Exhausted, Growth as Source, Round};
 use crate::diff::{Diff, DiffRow};
 use crate::registry::LeakTest;
@@ -541,11 +542,16 @@ fn write_sites(s: &mut String, report: &SiteReport) {
             "    {} block(s), {}  {}{}",
             number(site.blocks_per_iteration),
             signed_bytes(site.bytes_per_iteration),
-            match site.frame.kind {
-                FrameKind::User => "",
-                FrameKind::Dependency => "no frame of your code on the stack; called or spawned: ",
+            match (site.frame.kind, site.stack_cut) {
+                (FrameKind::User, _) => String::new(),
+                (FrameKind::Dependency, false) => {
+                    "no frame of your code on the stack; called or spawned: ".to_owned()
+                }
+                (FrameKind::Dependency, true) => format!(
+                    "no frame of your code in the innermost {MAX_FRAMES} frames; the outermost of them: "
+                ),
                 // The placeholder says so itself.
-                FrameKind::Runtime => "",
+                (FrameKind::Runtime, _) => String::new(),
             },
             site.frame.describe()
         );

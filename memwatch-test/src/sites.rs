@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::allocator::{untracked, RawSite};
+use crate::allocator::{untracked, RawSite, MAX_FRAMES};
 
 pub(crate) use memwatch_report::report::{Frame, FrameKind, Site, Sites as SiteReport};
 
@@ -182,10 +182,12 @@ pub(crate) fn report(
 ) -> SiteReport {
     untracked(|| {
         let mut cache: HashMap<usize, Vec<Frame>> = HashMap::new();
-        type Merged = (Frame, Option<Frame>, Option<String>, i64, i64, Vec<Frame>);
-        let mut merged: Vec<Merged> = Vec::new();
-        for site in raw {
-            let mut frames: Vec<Frame> = site
+        // Sites with the same frame, dependency frame and spawn are one;
+        // their live blocks and bytes add up.
+        let mut merged: Vec<(Site, i64, i64)> = Vec::new();
+        for raw_site in raw {
+            let stack_cut = raw_site.frames.len() >= MAX_FRAMES;
+            let mut frames: Vec<Frame> = raw_site
                 .frames
                 .iter()
                 .flat_map(|&ip| {
@@ -195,49 +197,47 @@ pub(crate) fn report(
                         .clone()
                 })
                 .collect();
-            if let Some(cut) = frames.iter().position(is_harness_caller) {
-                frames.truncate(cut);
+            if let Some(caller) = frames.iter().position(is_harness_caller) {
+                frames.truncate(caller);
             }
-            let spawn = spawned_by(&frames);
-            let visible: Vec<Frame> = frames
+            let spawned_by = spawned_by(&frames);
+            let mut backtrace: Vec<Frame> = frames
                 .into_iter()
                 .filter(|f| f.kind != FrameKind::Runtime)
                 .collect();
-            let (frame, allocated_in) = site_of(&visible);
-            match merged
-                .iter_mut()
-                .find(|(f, a, sp, ..)| *f == frame && *a == allocated_in && *sp == spawn)
-            {
-                Some((_, _, _, blocks, bytes, _)) => {
-                    *blocks += site.live_blocks;
-                    *bytes += site.live_bytes;
+            let (frame, allocated_in) = site_of(&backtrace);
+            let same = |s: &Site| {
+                s.frame == frame && s.allocated_in == allocated_in && s.spawned_by == spawned_by
+            };
+            match merged.iter_mut().find(|(s, ..)| same(s)) {
+                Some((site, blocks, bytes)) => {
+                    site.stack_cut |= stack_cut;
+                    *blocks += raw_site.live_blocks;
+                    *bytes += raw_site.live_bytes;
                 }
-                None => merged.push((
-                    frame,
-                    allocated_in,
-                    spawn,
-                    site.live_blocks,
-                    site.live_bytes,
-                    visible,
-                )),
+                None => {
+                    backtrace.truncate(BACKTRACE_FRAMES);
+                    let site = Site {
+                        frame,
+                        allocated_in,
+                        spawned_by,
+                        stack_cut,
+                        blocks_per_iteration: 0.0,
+                        bytes_per_iteration: 0.0,
+                        backtrace,
+                    };
+                    merged.push((site, raw_site.live_blocks, raw_site.live_bytes));
+                }
             }
         }
         let n = iterations.max(1) as f64;
         let mut sites: Vec<Site> = merged
             .into_iter()
-            .map(
-                |(frame, allocated_in, spawned_by, blocks, bytes, mut backtrace)| {
-                    backtrace.truncate(BACKTRACE_FRAMES);
-                    Site {
-                        frame,
-                        allocated_in,
-                        spawned_by,
-                        blocks_per_iteration: blocks as f64 / n,
-                        bytes_per_iteration: bytes as f64 / n,
-                        backtrace,
-                    }
-                },
-            )
+            .map(|(mut site, blocks, bytes)| {
+                site.blocks_per_iteration = blocks as f64 / n;
+                site.bytes_per_iteration = bytes as f64 / n;
+                site
+            })
             .collect();
         sites.sort_by(|a, b| {
             b.bytes_per_iteration

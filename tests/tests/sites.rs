@@ -302,6 +302,23 @@ fn leaks_through_published_crates_name_the_users_line_first() {
             "{test}: a second run names the same sites"
         );
     }
+    // A stack deeper than capture keeps: the sites near the user's frame
+    // name it; the deepest say that they could not reach it.
+    let nested = first["deeply_nested_json_leaks"]["sites"]["sites"]
+        .as_array()
+        .unwrap();
+    assert!(
+        nested.iter().any(|s| s["frame"]["function"]
+            == "published_crate_leaks::keep_nested"
+            && s["frame"]["line"] == line_of("serde_json::from_str(&text)")),
+        "{nested:#?}"
+    );
+    assert!(
+        nested
+            .iter()
+            .any(|s| s["stack_cut"] == true && s["frame"]["kind"] == "dependency"),
+        "{nested:#?}"
+    );
     // Where the pending task and the running thread were spawned.
     let spawned = |test: &str, line: u64, through: &str| {
         let sites = first[test]["sites"]["sites"].as_array().unwrap();

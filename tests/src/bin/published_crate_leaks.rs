@@ -36,6 +36,21 @@ fn audit_log_leaks() {
     std::hint::black_box(handle_request(&body));
 }
 
+/// Deeply nested documents, kept: their innermost arrays are allocated
+/// further down serde's recursion than capture keeps frames.
+static NESTED: Mutex<Vec<serde_json::Value>> = Mutex::new(Vec::new());
+
+fn keep_nested(depth: usize) {
+    let text = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    NESTED.lock().unwrap().push(value);
+}
+
+#[leak_test(should_leak, sites, snapshot = false)]
+fn deeply_nested_json_leaks() {
+    keep_nested(60);
+}
+
 /// Compiled rules by pattern: a new tenant's pattern per call, never evicted.
 static RULES: OnceLock<Mutex<HashMap<String, regex::Regex>>> = OnceLock::new();
 
