@@ -308,9 +308,10 @@ fn leaks_through_published_crates_name_the_users_line_first() {
         .as_array()
         .unwrap();
     assert!(
-        nested.iter().any(|s| s["frame"]["function"]
-            == "published_crate_leaks::keep_nested"
-            && s["frame"]["line"] == line_of("serde_json::from_str(&text)")),
+        nested.iter().any(
+            |s| s["frame"]["function"] == "published_crate_leaks::keep_nested"
+                && s["frame"]["line"] == line_of("serde_json::from_str(&text)")
+        ),
         "{nested:#?}"
     );
     assert!(
