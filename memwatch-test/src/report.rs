@@ -522,19 +522,22 @@ fn write_survivors(s: &mut String, outcome: &Outcome) {
 /// Where the survivors were allocated: the top sites with their rates, and
 /// a short backtrace for the first few.
 fn write_sites(s: &mut String, report: &SiteReport) {
+    let run = format!(
+        "{} iteration{}",
+        report.iterations,
+        if report.iterations == 1 { "" } else { "s" }
+    );
     if report.sites.is_empty() {
         let _ = writeln!(
             s,
-            "  allocated at: no block allocated in the capture run ({} iterations) was still \
-             live: what grew was allocated before it and resized since",
-            report.iterations
+            "  allocated at: no block allocated in the capture run ({run}) was still \
+             live: what grew was allocated before it and resized since"
         );
         return;
     }
     let _ = writeln!(
         s,
-        "  allocated at (blocks still live after a capture run of {} iterations, per iteration):",
-        report.iterations
+        "  allocated at (blocks still live after a capture run of {run}, per iteration):"
     );
     for (i, site) in report.sites.iter().take(5).enumerate() {
         let _ = writeln!(

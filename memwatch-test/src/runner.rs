@@ -510,6 +510,11 @@ pub(crate) struct Capture<'a> {
     pub dhat: Option<&'a std::path::Path>,
     /// Site paths are given relative to this folder (the workspace root).
     pub paths_from: &'a std::path::Path,
+    /// Measured iterations of the window: the test's `iterations`, or fewer
+    /// when the run it explains was shorter (a task leak is called after
+    /// its first measured iteration, each of which waits for the runtime
+    /// to settle).
+    pub iterations: u32,
 }
 
 /// Runs `test` again (warm-up, then `iterations` measured iterations) with
@@ -539,7 +544,7 @@ pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<Site
             crate::allocator::begin_capture();
         }
         let window = (|| {
-            for _ in 0..opts.iterations {
+            for _ in 0..what.iterations {
                 exec.iterate()?;
                 gc();
             }
@@ -557,7 +562,7 @@ pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<Site
     result?;
     let sites = what.sites.then(|| {
         let (raw, lost) = untracked(crate::allocator::live_sites);
-        sites::report(raw, lost, opts.iterations, what.paths_from)
+        sites::report(raw, lost, what.iterations, what.paths_from)
     });
     #[allow(clippy::drop_non_drop)]
     drop(exec);

@@ -149,6 +149,19 @@ fn a_task_leak_says_what_to_look_for_and_nothing_empty() {
         text.contains("next: find what the pending task waits on"),
         "{text}"
     );
+    // Where the pending task was spawned: the body's line of the spawn.
+    let spawn_line = include_str!("../src/bin/verdict_fixtures.rs")
+        .lines()
+        .position(|l| l.contains("async fn unexpected_task_leak"))
+        .map(|i| i + 3)
+        .expect("the fixture");
+    assert!(
+        text.contains(&format!(
+            "the pending tasks were spawned at:\n    verdict_fixtures::unexpected_task_leak::{{{{closure}}}} (tests/src/bin/verdict_fixtures.rs:{spawn_line}), through tokio::task::spawn::spawn"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("capture run of 1 iteration,"), "{text}");
     assert!(!text.contains("rounds (measured iterations"), "{text}");
     assert!(!text.contains("0 of 0 measured iterations"), "{text}");
     assert!(

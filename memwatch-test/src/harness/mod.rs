@@ -247,6 +247,7 @@ pub fn run_capture(test: &'static LeakTest, sites: bool, dhat: Option<&Path>) ->
             sites,
             dhat,
             paths_from: &root,
+            iterations: test.options.iterations,
         },
     )
     .is_ok()

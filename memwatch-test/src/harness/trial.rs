@@ -52,6 +52,11 @@ pub(crate) fn execute(test: &'static LeakTest, config: &Config) -> TrialResult {
             sites: want_sites,
             dhat: dhat_file.as_deref(),
             paths_from: &config.workspace_root,
+            iterations: test
+                .options
+                .iterations
+                .min(outcome.measured_iterations())
+                .max(1),
         };
         if let Ok(sites) = runner::capture(test, &what) {
             outcome.sites = sites;
