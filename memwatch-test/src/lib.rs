@@ -54,6 +54,15 @@
 //! counted, and neither is what the callbacks of [`on_stats`] and
 //! [`on_leak`] allocate.
 //!
+//! # Features
+//!
+//! - `harness` (default): leak tests, [`leak_test`], [`main!`], their
+//!   reports and snapshots, allocation sites and DHAT files. Without it
+//!   (`default-features = false`) the crate is the engine alone, light
+//!   enough for a library's normal dependencies: a library can put
+//!   [`tagged`] on its types and take the harness in its dev-dependencies.
+//! - `tokio`: `async fn` leak tests, on a tokio current-thread runtime.
+//!
 //! # Known limits
 //!
 //! - Only memory allocated through the global allocator is seen: not
