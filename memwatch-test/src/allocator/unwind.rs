@@ -152,8 +152,11 @@ pub(super) fn trace(frames: &mut [usize], stack_end: usize) -> Walk {
             return Err(());
         }
         // SAFETY: `addr` is 8-aligned and lies between this function's stack
-        // pointer and `stack_end`, an address in a frame further out on
-        // this same thread's stack: live, mapped stack memory.
+        // pointer and `stack_end`, a local of the frame that runs the test
+        // body on this thread (`with_stack_end`), live while the body runs:
+        // the stack between is this thread's, mapped. (Not so in a signal
+        // handler on an alternate stack, where allocating is not allowed at
+        // all; a `stack_end` below `sp` or `MAX_WALK` away is refused.)
         Ok(unsafe { (addr as *const u64).read() })
     };
     // SAFETY: `busy` was set by this thread above: no other thread uses the
@@ -238,7 +241,11 @@ fn module_of(info: &libc::dl_phdr_info, headers: &[libc::Elf64_Phdr]) -> Option<
         .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end))?;
     let hdr_svma = hdr.p_vaddr..hdr.p_vaddr + hdr.p_memsz;
     // SAFETY: the PT_GNU_EH_FRAME segment lies within a loaded segment of
-    // the object, mapped at `base + p_vaddr` while the object is loaded.
+    // the object, mapped at `base + p_vaddr` and unchanging while the object
+    // is loaded. framehop reads a module's sections only to unwind an
+    // address inside it, and no live stack holds an address inside an
+    // unloaded object; the one case left, another object loaded at the
+    // same addresses while a window is open, is in the module docs.
     let hdr_data: Data = unsafe { bytes(base + hdr_svma.start, hdr.p_memsz) };
     let eh_frame_start = eh_frame_address(hdr_svma.start, hdr_data)?;
     // `.eh_frame` ends with its segment's file-backed bytes at the latest;
@@ -247,7 +254,8 @@ fn module_of(info: &libc::dl_phdr_info, headers: &[libc::Elf64_Phdr]) -> Option<
         .iter()
         .find(|h| (h.p_vaddr..h.p_vaddr + h.p_filesz).contains(&eh_frame_start))?;
     let eh_frame_svma = eh_frame_start..segment.p_vaddr + segment.p_filesz;
-    // SAFETY: that range lies within a loaded segment of the object.
+    // SAFETY: that range lies within a loaded segment of the object, read
+    // under the same terms as `.eh_frame_hdr` above.
     let eh_frame: Data = unsafe {
         bytes(
             base + eh_frame_svma.start,
