@@ -9,16 +9,21 @@ use serde_json::Value;
 
 const FIXTURES: &str = env!("CARGO_BIN_EXE_site_fixtures");
 
-/// Runs every site fixture in a process of its own; returns each test's
-/// `sites` report.
-fn run() -> BTreeMap<String, Value> {
-    let (out, reports) = run_fixture(FIXTURES, &[], &[]);
+/// Runs every test of the fixture binary `exe`, each in a process of its
+/// own, and checks that all pass; returns their reports by test name.
+fn reports_of(exe: &str) -> BTreeMap<String, Value> {
+    let (out, reports) = run_fixture(exe, &[], &[]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
     reports
+}
+
+/// Runs every site fixture; returns each test's `sites` report.
+fn run() -> BTreeMap<String, Value> {
+    reports_of(FIXTURES)
         .into_iter()
         .map(|(test, report)| (test, report["sites"].clone()))
         .collect()
@@ -197,17 +202,8 @@ fn site_key(site: &Value, rates: bool) -> String {
 /// same sites.
 #[test]
 fn leaks_through_published_crates_name_the_users_line_first() {
-    let run = || {
-        let (out, reports) = run_fixture(PUBLISHED, &[], &[]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        reports
-    };
-    let first = run();
-    let second = run();
+    let first = reports_of(PUBLISHED);
+    let second = reports_of(PUBLISHED);
     let expected = [
         (
             "audit_log_leaks",
