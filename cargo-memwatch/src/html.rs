@@ -286,6 +286,7 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+pre.retention { margin: 0.3em 0 0; font-size: 12px; white-space: pre-wrap; }
 .leak, .thread_leak, .fd_leak, .task_leak, .panicked, .no_report { color: #b00020; font-weight: bold; }
 .clean { color: #1b7f3b; }
 .known_leak { color: #8a5a00; font-weight: bold; }
@@ -423,9 +424,25 @@ section.test { margin-bottom: 2em; }
             r.sites.as_ref().map_or(&[][..], |s| &s.sites),
             |site| {
                 let f = &site.frame;
-                let via = site.allocated_in.as_ref().map_or(String::new(), |d| {
+                let mut via = site.allocated_in.as_ref().map_or(String::new(), |d| {
                     format!("<br><small>allocated in {}</small>", esc(&d.describe()))
                 });
+                if let Some(kind) = &site.kind {
+                    let _ = write!(via, "<br><small>what: {}</small>", esc(kind));
+                }
+                // What keeps the blocks alive: the same lines as the
+                // failure message, the path indented.
+                if let Some(retention) = &site.retention {
+                    let lines: Vec<String> = retention.lines().iter().map(|l| esc(l)).collect();
+                    let _ = write!(via, "<pre class=\"retention\">{}</pre>", lines.join("\n"));
+                }
+                if let Some(preview) = &site.preview {
+                    let _ = write!(
+                        via,
+                        "<br><small>preview of one: {}</small>",
+                        esc(&preview.render())
+                    );
+                }
                 format!(
                     "<tr><td>{}{via}</td><td>{}:{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                     esc(&f.function),
@@ -509,6 +526,65 @@ mod tests {
             cycles: Vec::new(),
             failure: None,
         }
+    }
+
+    #[test]
+    fn a_sites_retainer_path_is_shown_escaped() {
+        use memwatch_report::report::{
+            Frame, FrameKind, Retainer, Retention, Root, RootKind, Site, Sites, Step,
+        };
+        let frame = Frame {
+            function: "app::remember<T>".to_owned(),
+            file: Some("src/lib.rs".to_owned()),
+            line: Some(16),
+            kind: FrameKind::User,
+        };
+        let mut r = report("a::audit_leaks", Verdict::Leak, SnapshotStatus::Off);
+        r.sites = Some(Sites {
+            iterations: 32,
+            unattributed_blocks: 0,
+            sites: vec![Site {
+                frame: frame.clone(),
+                allocated_in: None,
+                spawned_by: None,
+                stack_cut: false,
+                blocks_per_iteration: 1.0,
+                bytes_per_iteration: 44.0,
+                backtrace: vec![frame.clone()],
+                kind: Some("String".to_owned()),
+                retention: Some(Retention {
+                    reachable: 32,
+                    lost: 0,
+                    example: Retainer::Path {
+                        root: Root {
+                            kind: RootKind::Static,
+                            name: "app::AUDIT".to_owned(),
+                            thread: None,
+                            offset: 16,
+                        },
+                        steps: vec![Step {
+                            bytes: 44,
+                            site: Some(frame),
+                            allocated_in: None,
+                            what: Some("String".to_owned()),
+                            survivor: true,
+                            next_at: None,
+                        }],
+                    },
+                }),
+                preview: None,
+            }],
+        });
+        let page = page(Path::new("run"), &[entry(r)]);
+        assert!(page.contains("what: String"), "{page}");
+        assert!(
+            page.contains("the static `app::AUDIT` (16 bytes into it)"),
+            "{page}"
+        );
+        assert!(
+            page.contains("-&gt; String of 44 bytes allocated at app::remember&lt;T&gt; (src/lib.rs:16) [leaked]"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -39,9 +39,18 @@ pub const CHILD: &str = "MEMWATCH_CHILD";
 /// process each (for a debugger; earlier tests can then change what a
 /// later test records).
 pub const IN_PROCESS: &str = "MEMWATCH_IN_PROCESS";
+/// Set to `1`: a leak's report shows the first bytes of one leaked block of
+/// each site. Off by default: leaked memory can hold secrets, and CI logs
+/// are often public.
+pub const PREVIEW: &str = "MEMWATCH_PREVIEW";
+/// Set by the harness for the process it starts to find what keeps a
+/// leak's blocks alive: the file that process reads its request from and
+/// writes its findings to. The allocator reads it before `main`, to keep
+/// every block of that process. Not for users.
+pub const SCAN: &str = "MEMWATCH_SCAN";
 
 /// Every variable above.
-pub const ALL: [&str; 7] = [
+pub const ALL: [&str; 9] = [
     REPORT_DIR,
     SNAPSHOT_DIR,
     SITES,
@@ -49,6 +58,8 @@ pub const ALL: [&str; 7] = [
     PROBE,
     CHILD,
     IN_PROCESS,
+    PREVIEW,
+    SCAN,
 ];
 
 /// A folder variable that cannot be used.

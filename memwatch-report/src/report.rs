@@ -510,6 +510,331 @@ pub struct Site {
     pub bytes_per_iteration: f64,
     /// The frames from the allocation outwards.
     pub backtrace: Vec<Frame>,
+    /// What the blocks are, when it can be known: a `#[tagged]` name, or
+    /// the value std's allocating frames make (`Rc<_>`, `Box<_>`, `String`,
+    /// a `Vec`'s buffer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// What keeps the blocks alive, from a scan of the heap (leaks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// The first bytes of one of the blocks, only when asked for
+    /// (`MEMWATCH_PREVIEW=1`): leaked memory can hold secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Preview>,
+}
+
+/// What keeps a site's surviving blocks alive, as a conservative scan of
+/// the heap found it: every word that points into a block, at its start or
+/// inside it, is taken for a pointer. An integer can look like one, so a
+/// path found is what *possibly* holds the blocks; a block no path reaches
+/// is certainly lost (when the scan saw every root).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retention {
+    /// Surviving blocks of the site a path from a root reaches.
+    pub reachable: u64,
+    /// Surviving blocks of the site no path from a root reaches.
+    pub lost: u64,
+    /// One surviving block's story: the shortest path to a reachable one,
+    /// or the cycle of a lost one.
+    pub example: Retainer,
+}
+
+/// How one surviving block is kept, or why nothing keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Retainer {
+    /// The shortest path from a root: each step's block holds a pointer to
+    /// the next one's; the last step is the surviving block.
+    Path {
+        /// Where the path starts.
+        root: Root,
+        /// The blocks on the way, the survivor last.
+        steps: Vec<Step>,
+    },
+    /// Lost: the block is in a cycle of blocks that point at each other
+    /// (a reference-count cycle), and nothing else points at them. Each
+    /// step points at the next, the last at the first, which is the
+    /// surviving block.
+    Cycle {
+        /// The blocks of the shortest such cycle.
+        steps: Vec<Step>,
+    },
+    /// Lost: nothing points at the block (forgotten, or leaked and its
+    /// reference dropped).
+    Unreferenced,
+    /// Lost: only other lost blocks point at the block. The chain starts
+    /// at a lost block nothing points at (a forgotten `Vec`'s buffer, say)
+    /// and ends at the surviving block.
+    HeldByLost {
+        /// The blocks of the chain.
+        steps: Vec<Step>,
+    },
+    /// Lost, held by other lost blocks the scan did not trace back.
+    Lost,
+    /// The scan could not see every root, so it cannot say.
+    Unknown {
+        /// Why.
+        why: String,
+    },
+}
+
+/// Where a retainer path starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    /// What kind of memory it is.
+    pub kind: RootKind,
+    /// The static's or the thread-local's path (`appcore::AUDIT`), when
+    /// the symbol table names it; for a stack, the thread's name.
+    pub name: String,
+    /// The thread, for a thread-local or a stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    /// How far into the static or thread-local the pointer sits, in bytes.
+    pub offset: u64,
+}
+
+/// The kinds of memory a retainer path can start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootKind {
+    /// A static of a loaded object (its writable data).
+    Static,
+    /// A thread-local of the test binary, in one thread.
+    ThreadLocal,
+    /// A thread's stack (its locals, and its saved registers).
+    Stack,
+}
+
+/// One block on a retainer path or in a cycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The block's size, in bytes.
+    pub bytes: u64,
+    /// Where it was allocated (the user's frame, as a site names it), when
+    /// its stack was captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<Frame>,
+    /// The dependency frame that made it for the user's code, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated_in: Option<Frame>,
+    /// What it is, when it can be known (as [`Site::kind`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what: Option<String>,
+    /// Whether it survived the test's iterations (it is one of the leak's).
+    pub survivor: bool,
+    /// Where in this block the pointer to the next step's block sits (none
+    /// for the last step of a path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<Position>,
+}
+
+/// Where a pointer sits in a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Its offset from the block's start, in bytes.
+    pub offset: u64,
+    /// When the block is an array of equal elements (a `Vec`'s buffer, a
+    /// hash table's buckets): the element's index and size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element: Option<Element>,
+}
+
+/// An element of an array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Element {
+    /// Its index, from 0.
+    pub index: u64,
+    /// The array's stride, in bytes.
+    pub size: u64,
+}
+
+impl Retention {
+    /// The retention as lines a person reads, the first one a headline;
+    /// the failure message and the report page both show these.
+    ///
+    /// ```
+    /// use memwatch_report::report::{Retention, Retainer};
+    /// let r = Retention { reachable: 0, lost: 3, example: Retainer::Unreferenced };
+    /// assert_eq!(
+    ///     r.lines()[0],
+    ///     "lost: all 3 surviving blocks; nothing points at this one (forgotten, or leaked and its pointer dropped)"
+    /// );
+    /// ```
+    pub fn lines(&self) -> Vec<String> {
+        let total = self.reachable + self.lost;
+        let counts = |what: &str, n: u64| {
+            if n == total && total == 1 {
+                "the 1 surviving block".to_owned()
+            } else if n == total {
+                format!("all {total} surviving blocks")
+            } else {
+                format!("{n} of {total} surviving block{} {what}", plural(total))
+            }
+        };
+        let lost = counts("lost", self.lost);
+        match &self.example {
+            Retainer::Path { root, steps } => {
+                let mut out = vec![format!(
+                    "held: {}, possibly (a conservative scan can take an integer for a pointer); the shortest path:",
+                    counts("reachable", self.reachable)
+                )];
+                out.push(format!("  {}", root.describe()));
+                out.extend(steps.iter().map(|s| format!("  -> {}", s.describe())));
+                out
+            }
+            Retainer::Cycle { steps } => {
+                let mut out = vec![format!(
+                    "lost: {lost}; this one is in a cycle of {} block{} that point at each other, and nothing else points at them:",
+                    steps.len(),
+                    plural(steps.len() as u64)
+                )];
+                out.extend(steps.iter().map(|s| format!("  -> {}", s.describe())));
+                out.push("  -> back to the first".to_owned());
+                out
+            }
+            Retainer::HeldByLost { steps } => {
+                let mut out = vec![format!(
+                    "lost: {lost}; only lost blocks point at this one, from one that nothing points at:"
+                )];
+                out.extend(steps.iter().map(|s| format!("  -> {}", s.describe())));
+                out
+            }
+            Retainer::Unreferenced => vec![format!(
+                "lost: {lost}; nothing points at this one (forgotten, or leaked and its pointer dropped)"
+            )],
+            Retainer::Lost => vec![format!(
+                "lost: {lost}; only other lost blocks point at them"
+            )],
+            Retainer::Unknown { why } => vec![format!(
+                "{}; {why}",
+                counts("reachable", self.reachable)
+            )],
+        }
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+impl Root {
+    /// `the static appcore::AUDIT`, `the thread-local appcore::CACHE of
+    /// thread main`, `the stack of thread main`.
+    ///
+    /// ```
+    /// use memwatch_report::report::{Root, RootKind};
+    /// let r = Root { kind: RootKind::Static, name: "appcore::AUDIT".into(), thread: None, offset: 8 };
+    /// assert_eq!(r.describe(), "the static `appcore::AUDIT` (8 bytes into it)");
+    /// ```
+    pub fn describe(&self) -> String {
+        let into = if self.offset > 0 {
+            format!(" ({} bytes into it)", self.offset)
+        } else {
+            String::new()
+        };
+        let thread = self.thread.as_deref().unwrap_or("?");
+        match self.kind {
+            RootKind::Static => format!("the static `{}`{into}", self.name),
+            RootKind::ThreadLocal => {
+                format!(
+                    "the thread-local `{}` of thread `{thread}`{into}",
+                    self.name
+                )
+            }
+            RootKind::Stack => format!("a local on the stack of thread `{thread}`"),
+        }
+    }
+}
+
+impl Step {
+    /// `element 41 (24 bytes each) of a Vec's buffer of 1.00 kb allocated
+    /// at app::f (src/lib.rs:56)`: where the pointer to the next step sits
+    /// in this block, then the block.
+    ///
+    /// ```
+    /// use memwatch_report::report::{Element, Position, Step};
+    /// let s = Step {
+    ///     bytes: 96, site: None, allocated_in: None, what: Some("a Vec's buffer".into()),
+    ///     survivor: false,
+    ///     next_at: Some(Position { offset: 32, element: Some(Element { index: 1, size: 24 }) }),
+    /// };
+    /// assert_eq!(s.describe(), "element 1 (24 bytes each) of a Vec's buffer of 96 bytes (made before sites were captured)");
+    /// ```
+    pub fn describe(&self) -> String {
+        let what = self.what.as_deref().unwrap_or("a block");
+        let mut out = match self.next_at {
+            Some(Position {
+                element: Some(e), ..
+            }) => format!(
+                "element {} ({} each) of ",
+                e.index,
+                crate::format_bytes(e.size as f64)
+            ),
+            Some(Position { offset, .. }) if offset > 0 => format!("{offset} bytes into "),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "{what} of {}",
+            crate::format_bytes(self.bytes as f64)
+        ));
+        match (&self.site, &self.allocated_in) {
+            (Some(site), Some(dependency)) => out.push_str(&format!(
+                " allocated at {} in {}",
+                site.describe(),
+                dependency.function
+            )),
+            (Some(site), None) => out.push_str(&format!(" allocated at {}", site.describe())),
+            _ => out.push_str(" (made before sites were captured)"),
+        }
+        if self.survivor {
+            out.push_str(" [leaked]");
+        }
+        out
+    }
+}
+
+/// The first bytes of a leaked block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    /// The block's size.
+    pub bytes: u64,
+    /// Its first bytes (at most 64).
+    pub head: Vec<u8>,
+}
+
+impl Preview {
+    /// The bytes as text when they are (printable UTF-8, a few NULs or
+    /// control bytes aside), else as hex.
+    ///
+    /// ```
+    /// use memwatch_report::report::Preview;
+    /// let text = Preview { bytes: 5, head: b"hello".to_vec() };
+    /// assert_eq!(text.render(), "\"hello\" (5 bytes)");
+    /// let binary = Preview { bytes: 40, head: vec![0, 1, 2, 0xff] };
+    /// assert_eq!(binary.render(), "00 01 02 ff ... (40 bytes)");
+    /// ```
+    pub fn render(&self) -> String {
+        let more = if (self.head.len() as u64) < self.bytes {
+            " ..."
+        } else {
+            ""
+        };
+        let printable = |c: char| !c.is_control() || c == '\n' || c == '\t';
+        match std::str::from_utf8(&self.head) {
+            Ok(text) if !text.is_empty() && text.chars().all(printable) => {
+                format!("{text:?}{more} ({} bytes)", self.bytes)
+            }
+            _ => {
+                let hex: Vec<String> = self.head.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{}{more} ({} bytes)", hex.join(" "), self.bytes)
+            }
+        }
+    }
 }
 
 /// The allocation sites of a capture run.

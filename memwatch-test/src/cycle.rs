@@ -145,7 +145,7 @@ struct Engine {
     folded: (i64, i64),
     last_live: u64,
     /// The collection cycle in progress, counted without wrapping: the
-    /// epoch is this cycle modulo 2^30.
+    /// epoch is this cycle modulo 2^29.
     cycle: u64,
 }
 

@@ -96,6 +96,8 @@ mod harness;
 mod registry;
 #[cfg(feature = "harness")]
 mod report;
+#[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+mod retainers;
 #[cfg(feature = "harness")]
 mod runner;
 #[cfg(feature = "harness")]

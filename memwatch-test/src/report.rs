@@ -296,6 +296,9 @@ pub(crate) fn failure_text(test: &LeakTest, outcome: &Outcome) -> String {
     if let Some(sites) = &outcome.sites {
         write_sites(&mut s, sites);
     }
+    if let Some(why) = &outcome.sites_error {
+        let _ = writeln!(s, "  allocated at: not found: {why}");
+    }
     if let Some(file) = &outcome.dhat_file {
         let _ = writeln!(
             s,
@@ -573,6 +576,20 @@ fn write_sites(s: &mut String, report: &SiteReport) {
             for frame in callers {
                 let _ = writeln!(s, "        from {}", frame.describe());
             }
+        }
+        if let Some(kind) = &site.kind {
+            let _ = writeln!(s, "        what: {kind}");
+        }
+        if let Some(retention) = &site.retention {
+            // The whole story for the first sites, the headline after.
+            let lines = retention.lines();
+            let shown = if i < 3 { lines.len() } else { 1 };
+            for line in &lines[..shown] {
+                let _ = writeln!(s, "        {line}");
+            }
+        }
+        if let Some(preview) = &site.preview {
+            let _ = writeln!(s, "        preview of one: {}", preview.render());
         }
     }
     if report.sites.len() > 5 {

@@ -88,6 +88,9 @@ pub(crate) struct Outcome {
     pub sites: Option<SiteReport>,
     /// The DHAT viewer file of the capture run, when one was written.
     pub dhat_file: Option<std::path::PathBuf>,
+    /// Why sites were asked for and there are none (the scan process
+    /// failed).
+    pub sites_error: Option<String>,
 }
 
 impl Outcome {
@@ -485,6 +488,7 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
         baseline_cycle: baseline.num_cycles,
         sites: None,
         dhat_file: None,
+        sites_error: None,
     }
 }
 
@@ -515,22 +519,51 @@ pub(crate) struct Capture<'a> {
     /// its first measured iteration, each of which waits for the runtime
     /// to settle).
     pub iterations: u32,
+    /// In a scan process (see [`crate::retainers`]): what the scan at the
+    /// window's end looks for.
+    pub scan: Option<ScanAsk>,
+}
+
+/// What a scan process's capture run looks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScanAsk {
+    /// What keeps each site's blocks alive (a leak's scan).
+    pub retainers: bool,
+    /// The first bytes of one block of each site.
+    pub preview: bool,
 }
 
 /// Runs `test` again (warm-up, then `iterations` measured iterations) with
 /// allocation sites and/or a DHAT profile captured over the measured window
 /// only; plain runs never pay for stacks. Returns the sites still live at
 /// the end, when asked for.
+///
+/// In a scan process, sites are captured from the warm-up on (so that the
+/// blocks on a retainer path made before the window have a site too), the
+/// survivors are the census's blocks of the window's epochs, and the heap
+/// is scanned before the runtime of an async body goes.
 pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<SiteReport>, String> {
     let opts = test.options;
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    let scanning = what
+        .scan
+        .filter(|_| what.sites && crate::retainers::active());
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    let scanning: Option<ScanAsk> = None;
+    // A scan names the blocks of an async body's runtime too.
+    if scanning.is_some() {
+        crate::allocator::begin_capture();
+    }
     let registration = opts.collect.map(on_collect);
     let mut exec = Executor::new(test.body);
+    let mut resolver = sites::Resolver::new(what.paths_from);
     let result = (|| {
         gc();
         for _ in 0..opts.warmup {
             exec.iterate()?;
             gc();
         }
+        let first_epoch = crate::allocator::epoch();
         let profiler = what.dhat.map(|path| {
             dhat::Profiler::builder()
                 .file_name(path)
@@ -540,7 +573,7 @@ pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<Site
         if profiler.is_some() {
             crate::allocator::begin_dhat();
         }
-        if what.sites {
+        if what.sites && scanning.is_none() {
             crate::allocator::begin_capture();
         }
         let window = (|| {
@@ -554,15 +587,30 @@ pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<Site
         crate::allocator::end_dhat();
         // Writes the DHAT file.
         drop(profiler);
-        window
+        window?;
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        if let Some(ask) = scanning {
+            let ask = crate::retainers::Ask {
+                first_epoch,
+                epochs: what.iterations,
+                retainers: ask.retainers,
+                preview: ask.preview,
+            };
+            return Ok(Some(crate::retainers::scan(ask, &mut resolver)));
+        }
+        let _ = first_epoch;
+        Ok::<_, String>(None)
     })();
     if let Some(reg) = registration {
         let _ = reg.remove();
     }
-    result?;
+    let scanned = result?;
     let sites = what.sites.then(|| {
-        let (raw, lost) = untracked(crate::allocator::live_sites);
-        sites::report(raw, lost, what.iterations, what.paths_from)
+        let (evidence, unattributed) = scanned.unwrap_or_else(|| {
+            let (raw, lost) = untracked(crate::allocator::live_sites);
+            (raw.into_iter().map(Into::into).collect(), lost)
+        });
+        sites::report(evidence, unattributed, what.iterations, &mut resolver)
     });
     #[allow(clippy::drop_non_drop)]
     drop(exec);

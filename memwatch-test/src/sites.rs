@@ -6,7 +6,9 @@ use std::path::Path;
 
 use crate::allocator::{untracked, RawSite, MAX_FRAMES};
 
-pub(crate) use memwatch_report::report::{Frame, FrameKind, Site, Sites as SiteReport};
+pub(crate) use memwatch_report::report::{
+    Frame, FrameKind, Preview, Retention, Site, Sites as SiteReport,
+};
 
 /// Function-name prefixes of frames that are never the user's.
 const RUNTIME_PREFIXES: &[&str] = &[
@@ -172,59 +174,178 @@ fn spawned_by(frames: &[Frame]) -> Option<String> {
 /// Frames of the backtrace kept in a site, from the allocation outwards.
 const BACKTRACE_FRAMES: usize = 16;
 
-/// Resolves and folds the raw sites of a capture window of `iterations`,
-/// with paths relative to `root`.
+/// Resolves captured stacks, each return address once.
+pub(crate) struct Resolver<'a> {
+    root: &'a Path,
+    cache: HashMap<usize, Vec<Frame>>,
+}
+
+/// A resolved stack, up to the frame that calls the test body.
+pub(crate) struct Stack {
+    /// Every frame, the runtime's included, from the allocation outwards.
+    frames: Vec<Frame>,
+    /// The capture kept [`MAX_FRAMES`] and there were more.
+    cut: bool,
+}
+
+impl<'a> Resolver<'a> {
+    /// Paths are given relative to `root`, the workspace's.
+    pub(crate) fn new(root: &'a Path) -> Self {
+        Resolver {
+            root,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The frames of the return addresses `ips`, innermost first.
+    pub(crate) fn stack(&mut self, ips: &[usize]) -> Stack {
+        let root = self.root;
+        let mut frames: Vec<Frame> = ips
+            .iter()
+            .flat_map(|&ip| {
+                self.cache
+                    .entry(ip)
+                    .or_insert_with(|| resolve_ip(ip, root))
+                    .clone()
+            })
+            .collect();
+        if let Some(caller) = frames.iter().position(is_harness_caller) {
+            frames.truncate(caller);
+        }
+        Stack {
+            frames,
+            cut: ips.len() >= MAX_FRAMES,
+        }
+    }
+}
+
+impl Stack {
+    /// The frames outside the runtime.
+    fn visible(&self) -> Vec<Frame> {
+        self.frames
+            .iter()
+            .filter(|f| f.kind != FrameKind::Runtime)
+            .cloned()
+            .collect()
+    }
+
+    /// Where its blocks are reported, and the dependency that made them
+    /// (see [`site_of`]).
+    pub(crate) fn site(&self) -> (Frame, Option<Frame>) {
+        site_of(&self.visible())
+    }
+
+    /// What the blocks allocated on this stack are, as the frames under
+    /// the user's innermost frame tell it: the outermost of them that makes
+    /// a known kind of value (`HashMap::insert` over hashbrown's table is a
+    /// table; `String::push_str` over `Vec`'s growth is a `String`).
+    pub(crate) fn kind(&self) -> Option<String> {
+        let user = self
+            .frames
+            .iter()
+            .position(|f| f.kind == FrameKind::User)
+            .unwrap_or(self.frames.len());
+        self.frames[..user]
+            .iter()
+            .rev()
+            .find_map(|f| kind_of(&f.function))
+            .map(str::to_owned)
+    }
+}
+
+/// The kind of value a function of std (or of hashbrown) allocates for.
+fn kind_of(function: &str) -> Option<&'static str> {
+    const KINDS: &[(&str, &str)] = &[
+        ("alloc::rc::Rc<", "Rc<_>"),
+        ("alloc::rc::Weak<", "Rc<_>"),
+        ("alloc::sync::Arc<", "Arc<_>"),
+        ("alloc::sync::Weak<", "Arc<_>"),
+        ("alloc::boxed::Box<", "Box<_>"),
+        ("alloc::fmt::format", "String"),
+        ("alloc::string::", "String"),
+        ("<str as alloc::borrow::ToOwned>", "String"),
+        ("ToString>::to_string", "String"),
+        ("alloc::ffi::c_str::CString", "CString"),
+        ("alloc::collections::vec_deque::", "a VecDeque's buffer"),
+        ("alloc::collections::btree::", "a BTreeMap's node"),
+        ("std::collections::hash::", "a HashMap's table"),
+        ("hashbrown::", "a HashMap's table"),
+        ("alloc::vec::", "a Vec's buffer"),
+    ];
+    KINDS
+        .iter()
+        .find(|(pattern, _)| function.contains(pattern))
+        .map(|(_, kind)| *kind)
+}
+
+/// A site's raw figures and what a scan found about its blocks.
+pub(crate) struct SiteEvidence {
+    pub raw: RawSite,
+    /// The `#[tagged]` name of its blocks, when tagged.
+    pub tag: Option<String>,
+    pub retention: Option<Retention>,
+    pub preview: Option<Preview>,
+}
+
+impl From<RawSite> for SiteEvidence {
+    fn from(raw: RawSite) -> Self {
+        SiteEvidence {
+            raw,
+            tag: None,
+            retention: None,
+            preview: None,
+        }
+    }
+}
+
+/// Resolves and folds the raw sites of a capture window of `iterations`.
 pub(crate) fn report(
-    raw: Vec<RawSite>,
+    evidence: Vec<SiteEvidence>,
     unattributed: u64,
     iterations: u32,
-    root: &Path,
+    resolver: &mut Resolver<'_>,
 ) -> SiteReport {
     untracked(|| {
-        let mut cache: HashMap<usize, Vec<Frame>> = HashMap::new();
         // Sites with the same frame, dependency frame and spawn are one;
-        // their live blocks and bytes add up.
+        // their live blocks and bytes add up, and the scan's counts too.
         let mut merged: Vec<(Site, i64, i64)> = Vec::new();
-        for raw_site in raw {
-            let stack_cut = raw_site.frames.len() >= MAX_FRAMES;
-            let mut frames: Vec<Frame> = raw_site
-                .frames
-                .iter()
-                .flat_map(|&ip| {
-                    cache
-                        .entry(ip)
-                        .or_insert_with(|| resolve_ip(ip, root))
-                        .clone()
-                })
-                .collect();
-            if let Some(caller) = frames.iter().position(is_harness_caller) {
-                frames.truncate(caller);
-            }
-            let spawned_by = spawned_by(&frames);
-            let mut backtrace: Vec<Frame> = frames
-                .into_iter()
-                .filter(|f| f.kind != FrameKind::Runtime)
-                .collect();
-            let (frame, allocated_in) = site_of(&backtrace);
+        for e in evidence {
+            let raw_site = e.raw;
+            let stack = resolver.stack(&raw_site.frames);
+            let spawned_by = spawned_by(&stack.frames);
+            let (frame, allocated_in) = stack.site();
             let same = |s: &Site| {
                 s.frame == frame && s.allocated_in == allocated_in && s.spawned_by == spawned_by
             };
             match merged.iter_mut().find(|(s, ..)| same(s)) {
                 Some((site, blocks, bytes)) => {
-                    site.stack_cut |= stack_cut;
+                    site.stack_cut |= stack.cut;
                     *blocks += raw_site.live_blocks;
                     *bytes += raw_site.live_bytes;
+                    match (&mut site.retention, e.retention) {
+                        (Some(kept), Some(more)) => {
+                            kept.reachable += more.reachable;
+                            kept.lost += more.lost;
+                        }
+                        (kept @ None, more) => *kept = more,
+                        _ => {}
+                    }
+                    site.preview = site.preview.take().or(e.preview);
                 }
                 None => {
+                    let mut backtrace = stack.visible();
                     backtrace.truncate(BACKTRACE_FRAMES);
                     let site = Site {
+                        kind: e.tag.or_else(|| stack.kind()),
                         frame,
                         allocated_in,
                         spawned_by,
-                        stack_cut,
+                        stack_cut: stack.cut,
                         blocks_per_iteration: 0.0,
                         bytes_per_iteration: 0.0,
                         backtrace,
+                        retention: e.retention,
+                        preview: e.preview,
                     };
                     merged.push((site, raw_site.live_blocks, raw_site.live_bytes));
                 }

@@ -27,6 +27,10 @@
 //! never allocates.
 
 #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+pub(crate) mod census;
+#[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+pub(crate) mod scan;
+#[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
 mod unwind;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -58,15 +62,23 @@ static EPOCH: AtomicU32 = AtomicU32::new(1);
 const CAPTURE_BIT: u32 = 1 << 31;
 /// Set in [`EPOCH`] while allocations go to `dhat::Alloc`, for a DHAT file.
 const DHAT_BIT: u32 = 1 << 30;
+/// Set in [`EPOCH`] for the whole life of a scan process: every counted
+/// block is entered in the census (see `census`).
+const SCAN_BIT: u32 = 1 << 29;
 /// The bits of [`EPOCH`] that are modes, not the epoch.
-const MODE_BITS: u32 = CAPTURE_BIT | DHAT_BIT;
-/// The bits of [`EPOCH`] that are the epoch: it counts modulo 2^30 and
-/// wraps there without touching the modes. 2^30 is a multiple of
+const MODE_BITS: u32 = CAPTURE_BIT | DHAT_BIT | SCAN_BIT;
+/// The bits of [`EPOCH`] that are the epoch: it counts modulo 2^29 and
+/// wraps there without touching the modes. 2^29 is a multiple of
 /// [`EPOCH_WINDOW`], so the ring buckets follow the wrap.
 const EPOCH_MASK: u32 = !MODE_BITS;
 /// Set in a header's `site` when `dhat::Alloc` made the block: it must be
 /// the one to free it.
 const VIA_DHAT: u32 = 1 << 31;
+/// Set in a header's `site` when the block is in the census: it leaves it
+/// when freed.
+const IN_CENSUS: u32 = 1 << 30;
+/// The bits of a header's `site` that are the site id.
+const SITE_ID: u32 = IN_CENSUS - 1;
 /// Set once any block has been counted: the allocator is installed.
 static COUNTING: AtomicBool = AtomicBool::new(false);
 /// One past the highest tag id handed out: readers sum only these rows.
@@ -465,6 +477,12 @@ fn claim(local: &Local) -> &'static Slot {
     local.slot.set(slot);
     local.depth.set(local.depth.get() - 1);
     COUNTING.store(true, Relaxed);
+    // A scan process keeps every block from its first ones on: only the
+    // very block whose allocation claims this first slot is left out.
+    #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+    if census::requested() {
+        EPOCH.fetch_or(SCAN_BIT, AcqRel);
+    }
     slot
 }
 
@@ -592,7 +610,7 @@ impl<A: GlobalAlloc> Alloc<A> {
         let site = if modes == 0 {
             0
         } else {
-            special_site(local, modes, layout.size() as u64)
+            special_site(local, modes, user, layout.size(), epoch, tag)
         };
         // SAFETY: the header lies inside the block, before `user`.
         unsafe {
@@ -643,7 +661,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
                 slot_of(local).on_free(header.epoch, header.tag, layout.size() as u64);
             }
             if header.site != 0 {
-                site_free(local, header.site, layout.size() as u64, base, outer);
+                site_free(local, header.site, ptr, layout.size() as u64, base, outer);
                 if header.site & VIA_DHAT != 0 {
                     return;
                 }
@@ -669,6 +687,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
             let outer = Layout::from_size_align_unchecked(layout.size() + offset, layout.align());
             let local = local();
             let depth = local.depth.get();
+            // A block of the census moves in it under its lock, so that no
+            // other thread is handed the old address while it is still there.
+            #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+            let mut census = (old.site & IN_CENSUS != 0).then(census::lock);
             let moved = if old.site & VIA_DHAT != 0 {
                 dhat_realloc(local, base, outer, new_outer.size())
             } else {
@@ -684,7 +706,18 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
                 // A realloc makes the block anew: it now belongs to this cycle.
                 let epoch = EPOCH.load(Relaxed) & !MODE_BITS;
                 (*header_of(user)).epoch = epoch;
-                if old.site & !VIA_DHAT != 0 {
+                #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+                if let Some(census) = &mut census {
+                    census.remove(ptr as usize);
+                    census.insert(census::Entry {
+                        addr: user as usize,
+                        size: new_size,
+                        epoch,
+                        tag: old.tag,
+                        site: old.site & SITE_ID,
+                    });
+                }
+                if old.site & SITE_ID != 0 {
                     site_resize(old.site, layout.size() as u64, new_size as u64);
                 }
                 slot_of(local).on_realloc(
@@ -746,6 +779,12 @@ pub(crate) fn advance_epoch() -> u32 {
     next(previous) & EPOCH_MASK
 }
 
+/// How many epochs `later` is after `earlier`, across the wrap.
+#[cfg(feature = "harness")]
+pub(crate) fn epochs_between(earlier: u32, later: u32) -> u32 {
+    later.wrapping_sub(earlier) & EPOCH_MASK
+}
+
 /// The epoch `k` epochs before `now`, across the wrap.
 pub(crate) fn epoch_before(now: u32, k: u32) -> u32 {
     now.wrapping_sub(k) & EPOCH_MASK
@@ -773,7 +812,7 @@ pub fn modes_for_tests() -> u32 {
 pub(crate) const MAX_FRAMES: usize = 64;
 /// Distinct allocation sites the table holds; beyond that, blocks go
 /// unattributed (and are counted as such).
-const SITE_SLOTS: usize = 8192;
+pub(crate) const SITE_SLOTS: usize = 8192;
 /// How far an insertion probes before it gives up.
 const MAX_PROBES: usize = 64;
 
@@ -815,14 +854,39 @@ static GENERATION: AtomicU32 = AtomicU32::new(0);
 /// Blocks of the current window that found no room in the table.
 static UNATTRIBUTED: AtomicU64 = AtomicU64::new(0);
 
-/// The header's `site` field for a block allocated in capture or DHAT mode.
+/// The header's `site` field for a block at `user` allocated in capture,
+/// DHAT or scan mode.
 #[cold]
-fn special_site(local: &Local, modes: u32, size: u64) -> u32 {
-    let site = if modes & CAPTURE_BIT != 0 {
-        capture_site(local, size)
+fn special_site(
+    local: &Local,
+    modes: u32,
+    user: *mut u8,
+    size: usize,
+    epoch: u32,
+    tag: u32,
+) -> u32 {
+    let mut site = if modes & CAPTURE_BIT != 0 {
+        capture_site(local, size as u64)
     } else {
         0
     };
+    #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+    if modes & SCAN_BIT != 0 {
+        let entered = census::lock().insert(census::Entry {
+            addr: user as usize,
+            size,
+            epoch,
+            tag,
+            site,
+        });
+        if entered {
+            site |= IN_CENSUS;
+        } else {
+            census::note_missing();
+        }
+    }
+    #[cfg(not(all(feature = "harness", target_os = "linux", target_arch = "x86_64")))]
+    let _ = (user, epoch, tag);
     if modes & DHAT_BIT != 0 {
         site | VIA_DHAT
     } else {
@@ -926,11 +990,18 @@ fn capture_site(local: &Local, size: u64) -> u32 {
     0
 }
 
-/// A block with a site or made by dhat is freed: its site's figures drop,
-/// and dhat frees what dhat made.
+/// A block at `user` with a site, in the census or made by dhat is freed:
+/// it leaves the census, its site's figures drop, and dhat frees what dhat
+/// made.
 #[cold]
-fn site_free(local: &Local, site: u32, size: u64, base: *mut u8, outer: Layout) {
-    if site & !VIA_DHAT != 0 {
+fn site_free(local: &Local, site: u32, user: *mut u8, size: u64, base: *mut u8, outer: Layout) {
+    #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+    if site & IN_CENSUS != 0 {
+        census::lock().remove(user as usize);
+    }
+    #[cfg(not(all(feature = "harness", target_os = "linux", target_arch = "x86_64")))]
+    let _ = user;
+    if site & SITE_ID != 0 {
         site_resize(site, size, 0);
     }
     if site & VIA_DHAT != 0 {
@@ -996,7 +1067,7 @@ pub(crate) fn end_dhat() {
 /// A block of site `site` changed from `old` to `new` bytes (0: freed).
 #[cold]
 fn site_resize(site: u32, old: u64, new: u64) {
-    let slot = &SITES[((site & !VIA_DHAT) as usize - 1) % SITE_SLOTS];
+    let slot = &SITES[((site & SITE_ID) as usize - 1) % SITE_SLOTS];
     slot.live_bytes.fetch_add(new.wrapping_sub(old), Relaxed);
     // Last: once a slot's blocks are all gone, nothing of them touches it.
     if new == 0 {
@@ -1045,6 +1116,19 @@ pub(crate) fn begin_capture() {
 /// Stops capturing; blocks already captured keep their sites.
 pub(crate) fn end_capture() {
     EPOCH.fetch_and(!CAPTURE_BIT, AcqRel);
+}
+
+#[cfg(feature = "harness")]
+/// The return addresses of site `id` (a header's or the census's site id).
+pub(crate) fn site_frames(id: u32) -> Vec<usize> {
+    let Some(index) = ((id & SITE_ID) as usize).checked_sub(1) else {
+        return Vec::new();
+    };
+    let s = &SITES[index % SITE_SLOTS];
+    s.frames[..s.len.load(Relaxed) as usize]
+        .iter()
+        .map(|f| f.load(Relaxed))
+        .collect()
 }
 
 #[cfg(feature = "harness")]

@@ -21,9 +21,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use memwatch_report::env;
 
+use serde::{Deserialize, Serialize};
+
 use super::summary::{SummaryRow, TrialResult};
 use super::{trial, Config};
 use crate::registry::{self, LeakTest};
+use crate::runner;
+use crate::sites::SiteReport;
 
 /// How the parent shows a child's output.
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +137,116 @@ pub(crate) fn child(config: &Config, result_file: PathBuf) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: could not write {}: {e}", result_file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// What a test's process asks of the scan process it starts for the
+/// test's sites (see [`crate::retainers`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct ScanRequest {
+    /// Measured iterations of the capture window.
+    pub iterations: u32,
+    /// Look for what keeps each site's blocks alive (a leak).
+    pub retainers: bool,
+    /// Keep the first bytes of one block of each site.
+    pub preview: bool,
+}
+
+/// Runs `test`'s capture window in a new process of this binary that
+/// keeps every block from its start, and scans its heap at the window's
+/// end; the sites it found, or why there are none.
+pub(crate) fn run_scan(test: &LeakTest, request: ScanRequest) -> Result<SiteReport, String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let file = std::env::temp_dir().join(format!(
+        "memwatch-{}-{}.scan.json",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let json = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+    std::fs::write(&file, json).map_err(|e| format!("could not write {}: {e}", file.display()))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("could not find this test binary: {e}"))?;
+    let ran = Command::new(&exe)
+        .arg(test.full_name())
+        .env(env::SCAN, &file)
+        .env_remove(env::CHILD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output();
+    let found = std::fs::read(&file);
+    let _ = std::fs::remove_file(&file);
+    let child = ran.map_err(|e| format!("could not start {}: {e}", exe.display()))?;
+    let report = found
+        .ok()
+        .filter(|_| child.status.success())
+        .and_then(|bytes| serde_json::from_slice::<SiteReport>(&bytes).ok());
+    report.ok_or_else(|| {
+        format!(
+            "the scan process ended without its findings ({}){}",
+            memwatch_report::describe_exit(&child.status),
+            match printed(&child) {
+                p if p.is_empty() => String::new(),
+                p => format!(":\n{p}"),
+            }
+        )
+    })
+}
+
+/// The scan process's side: runs the capture window of the test named by
+/// the first argument as `file` asks, and writes the sites there.
+pub(crate) fn scan_child(config: &Config, file: PathBuf) -> ExitCode {
+    let Some(name) = std::env::args().nth(1) else {
+        eprintln!("error: {} is set, but no test is named", env::SCAN);
+        return ExitCode::from(2);
+    };
+    let Some(test) = registry::all().into_iter().find(|t| t.full_name() == name) else {
+        eprintln!("error: no leak test named `{name}` in this binary");
+        return ExitCode::from(2);
+    };
+    let request: ScanRequest = match std::fs::read(&file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: could not read the scan request {}: {e}",
+                file.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let what = runner::Capture {
+        sites: true,
+        dhat: None,
+        paths_from: &config.workspace_root,
+        iterations: request.iterations,
+        scan: Some(runner::ScanAsk {
+            retainers: request.retainers,
+            preview: request.preview,
+        }),
+    };
+    let sites = match runner::capture(test, &what) {
+        Ok(Some(sites)) => sites,
+        Ok(None) => {
+            eprintln!("error: the capture run gave no sites");
+            return ExitCode::from(2);
+        }
+        Err(panic) => {
+            eprintln!("error: the test panicked in the scan's run: {panic}");
+            return ExitCode::from(1);
+        }
+    };
+    let written = serde_json::to_vec(&sites)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&file, json));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: could not write {}: {e}", file.display());
             ExitCode::from(2)
         }
     }

@@ -35,6 +35,8 @@ pub(crate) struct Config {
     pub dhat_dir: Option<PathBuf>,
     /// Capture sites for every test.
     pub sites: bool,
+    /// Show the first bytes of a leaked block of each site.
+    pub preview: bool,
     /// The workspace root: site paths are given relative to it, so that
     /// `crate/src/lib.rs:79` names one file in a workspace.
     pub workspace_root: PathBuf,
@@ -53,6 +55,7 @@ impl Config {
                 .unwrap_or_else(|| manifest_dir.join("tests").join("snapshots")),
             dhat_dir: env::folder(env::DHAT, manifest_dir)?,
             sites: std::env::var_os(env::SITES).is_some(),
+            preview: std::env::var_os(env::PREVIEW).is_some_and(|v| v == "1"),
             workspace_root: workspace_root(manifest_dir),
             collisions: shared_files(tests),
         })
@@ -105,6 +108,9 @@ pub fn run_main(manifest_dir: &'static str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(file) = std::env::var_os(env::SCAN) {
+        return isolate::scan_child(&config, PathBuf::from(file));
+    }
     if let Some(result_file) = std::env::var_os(env::CHILD) {
         return isolate::child(&config, PathBuf::from(result_file));
     }
@@ -248,6 +254,7 @@ pub fn run_capture(test: &'static LeakTest, sites: bool, dhat: Option<&Path>) ->
             dhat,
             paths_from: &root,
             iterations: test.options.iterations,
+            scan: None,
         },
     )
     .is_ok()

@@ -8,7 +8,7 @@ use memwatch_report::report::SnapshotStatus;
 
 use super::snapshot::{self, Check};
 use super::summary::{SummaryRow, TrialResult};
-use super::Config;
+use super::{isolate, Config};
 use crate::allocator::untracked;
 use crate::registry::LeakTest;
 use crate::report;
@@ -47,19 +47,37 @@ pub(crate) fn execute(test: &'static LeakTest, config: &Config) -> TrialResult {
     if let Some(dir) = dhat_file.as_deref().and_then(std::path::Path::parent) {
         let _ = std::fs::create_dir_all(dir);
     }
-    if want_sites || dhat_file.is_some() {
+    let iterations = test
+        .options
+        .iterations
+        .min(outcome.measured_iterations())
+        .max(1);
+    // Sites come from a scan process where the scan runs: it also finds
+    // what keeps a leak's blocks alive.
+    let scanned = want_sites && cfg!(all(target_os = "linux", target_arch = "x86_64"));
+    if scanned {
+        let request = isolate::ScanRequest {
+            iterations,
+            retainers: outcome.verdict.is_leak(),
+            preview: config.preview,
+        };
+        match isolate::run_scan(test, request) {
+            Ok(sites) => outcome.sites = Some(sites),
+            Err(why) => outcome.sites_error = Some(why),
+        }
+    }
+    if (want_sites && !scanned) || dhat_file.is_some() {
         let what = runner::Capture {
-            sites: want_sites,
+            sites: want_sites && !scanned,
             dhat: dhat_file.as_deref(),
             paths_from: &config.workspace_root,
-            iterations: test
-                .options
-                .iterations
-                .min(outcome.measured_iterations())
-                .max(1),
+            iterations,
+            scan: None,
         };
         if let Ok(sites) = runner::capture(test, &what) {
-            outcome.sites = sites;
+            if sites.is_some() {
+                outcome.sites = sites;
+            }
             outcome.dhat_file = dhat_file.filter(|f| f.is_file());
         }
     }

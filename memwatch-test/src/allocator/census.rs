@@ -1,0 +1,247 @@
+//! Every live counted block of a scan process, with its address and size:
+//! the heap a retainer scan walks ([`super::scan`]).
+//!
+//! Only a process the harness starts to scan a leak ([`env::SCAN`] set)
+//! keeps it: the first slot claimed (at the process's first allocations,
+//! before `main`) sets the scan mode, and from then on every counted block
+//! is entered here on allocation and removed before it is freed. Plain runs
+//! never touch it: the mode is a bit of the epoch word the hot path loads
+//! anyway.
+//!
+//! The table is an open-addressing hash map from the block's address,
+//! behind a spin lock: the scan process is a diagnostic run, and the lock
+//! keeps the table and the blocks it describes in step (a block leaves the
+//! table before the inner allocator can hand its address to another
+//! thread). Its memory comes from `System`, never from the counting
+//! allocator, so nothing here comes back through it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::UnsafeCell;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+
+use memwatch_report::env;
+
+/// One live block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Entry {
+    /// The address the program got (past the header); 0 in an empty slot.
+    pub addr: usize,
+    pub size: usize,
+    /// The epoch it was allocated or last reallocated in.
+    pub epoch: u32,
+    pub tag: u32,
+    /// Its site id in the site table (0: not captured).
+    pub site: u32,
+}
+
+struct Table {
+    entries: *mut Entry,
+    /// A power of two, or 0 before the first insertion.
+    capacity: usize,
+    len: usize,
+}
+
+struct Census {
+    locked: AtomicBool,
+    table: UnsafeCell<Table>,
+}
+
+// SAFETY: `table` is only reached through a `Guard`, which holds `locked`.
+unsafe impl Sync for Census {}
+
+static CENSUS: Census = Census {
+    locked: AtomicBool::new(false),
+    table: UnsafeCell::new(Table {
+        entries: std::ptr::null_mut(),
+        capacity: 0,
+        len: 0,
+    }),
+};
+
+/// Whether this process was started to scan (read once, at the first slot
+/// claimed).
+pub(super) fn requested() -> bool {
+    static CHECKED: AtomicBool = AtomicBool::new(false);
+    if CHECKED.swap(true, AcqRel) {
+        return false;
+    }
+    let mut name = [0u8; 32];
+    let bytes = env::SCAN.as_bytes();
+    name[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: `name` is NUL-terminated (the array is longer than the name);
+    // `getenv` neither allocates nor keeps the pointer.
+    !unsafe { libc::getenv(name.as_ptr().cast()) }.is_null()
+}
+
+/// Exclusive access to the table.
+pub(crate) struct Guard {
+    _private: (),
+}
+
+/// Takes the table's lock.
+pub(crate) fn lock() -> Guard {
+    while CENSUS
+        .locked
+        .compare_exchange_weak(false, true, Acquire, Relaxed)
+        .is_err()
+    {
+        std::hint::spin_loop();
+    }
+    Guard { _private: () }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        CENSUS.locked.store(false, Release);
+    }
+}
+
+#[inline]
+fn home(addr: usize, capacity: usize) -> usize {
+    ((addr >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> (usize::BITS - capacity.trailing_zeros())
+}
+
+impl Guard {
+    fn table(&mut self) -> &mut Table {
+        // SAFETY: the guard holds the lock, so no other reference to the
+        // table exists while this one lives.
+        unsafe { &mut *CENSUS.table.get() }
+    }
+
+    fn slots(&mut self) -> &mut [Entry] {
+        let t = self.table();
+        if t.capacity == 0 {
+            return &mut [];
+        }
+        // SAFETY: `entries` holds `capacity` initialised entries, allocated
+        // by `grow` and owned by the table, which the guard has to itself.
+        unsafe { std::slice::from_raw_parts_mut(t.entries, t.capacity) }
+    }
+
+    /// Live blocks in the table.
+    pub(crate) fn len(&mut self) -> usize {
+        self.table().len
+    }
+
+    /// Enters a block; `false` when no memory was left for the table (the
+    /// block is then unknown to the scan, which says so).
+    pub(crate) fn insert(&mut self, entry: Entry) -> bool {
+        let t = self.table();
+        if (t.len + 1) * 2 > t.capacity && !self.grow() {
+            return false;
+        }
+        let capacity = self.table().capacity;
+        let slots = self.slots();
+        let mut i = home(entry.addr, capacity);
+        loop {
+            if slots[i].addr == 0 || slots[i].addr == entry.addr {
+                let new = slots[i].addr == 0;
+                slots[i] = entry;
+                if new {
+                    self.table().len += 1;
+                }
+                return true;
+            }
+            i = (i + 1) & (capacity - 1);
+        }
+    }
+
+    /// Removes the block at `addr`; returns it.
+    pub(crate) fn remove(&mut self, addr: usize) -> Option<Entry> {
+        let capacity = self.table().capacity;
+        if capacity == 0 {
+            return None;
+        }
+        let slots = self.slots();
+        let mut i = home(addr, capacity);
+        while slots[i].addr != addr {
+            if slots[i].addr == 0 {
+                return None;
+            }
+            i = (i + 1) & (capacity - 1);
+        }
+        let removed = slots[i];
+        // Backward-shift deletion: later entries of the run move up into
+        // the hole when their home is not between the hole and them.
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & (capacity - 1);
+            if slots[j].addr == 0 {
+                break;
+            }
+            let h = home(slots[j].addr, capacity);
+            let between = if hole <= j {
+                hole < h && h <= j
+            } else {
+                hole < h || h <= j
+            };
+            if !between {
+                slots[hole] = slots[j];
+                hole = j;
+            }
+        }
+        slots[hole] = Entry::default();
+        self.table().len -= 1;
+        Some(removed)
+    }
+
+    /// Calls `f` with every live block.
+    pub(crate) fn for_each(&mut self, mut f: impl FnMut(&Entry)) {
+        for e in self.slots().iter().filter(|e| e.addr != 0) {
+            f(e);
+        }
+    }
+
+    /// Doubles the table; `false` when `System` has no memory for it.
+    fn grow(&mut self) -> bool {
+        let old_capacity = self.table().capacity;
+        let capacity = (old_capacity * 2).max(1 << 12);
+        let Ok(layout) = Layout::array::<Entry>(capacity) else {
+            return false;
+        };
+        // SAFETY: the layout has a non-zero size; all-zero bytes are empty
+        // entries.
+        let entries = unsafe { System.alloc_zeroed(layout) }.cast::<Entry>();
+        if entries.is_null() {
+            return false;
+        }
+        let old_entries = self.table().entries;
+        let t = self.table();
+        t.entries = entries;
+        t.capacity = capacity;
+        t.len = 0;
+        if old_capacity > 0 {
+            // SAFETY: the old array holds `old_capacity` entries; the table
+            // no longer refers to it, and it is only read until it is freed.
+            let slice = unsafe { std::slice::from_raw_parts(old_entries, old_capacity) };
+            for e in slice.iter().filter(|e| e.addr != 0) {
+                self.insert(*e);
+            }
+            let old_layout = Layout::array::<Entry>(old_capacity).expect("it was allocated");
+            // SAFETY: allocated by `System` with this layout, freed once.
+            unsafe { System.dealloc(old_entries.cast(), old_layout) };
+        }
+        true
+    }
+}
+
+/// Blocks that could not be entered (no memory for the table).
+static MISSING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A block could not be entered.
+pub(super) fn note_missing() {
+    MISSING.fetch_add(1, Relaxed);
+}
+
+/// How many blocks could not be entered: the scan cannot call anything
+/// lost when one did not.
+pub(crate) fn missing() -> u64 {
+    MISSING.load(Relaxed)
+}
+
+/// Whether this process keeps the census.
+pub(crate) fn active() -> bool {
+    super::EPOCH.load(Relaxed) & super::SCAN_BIT != 0
+}

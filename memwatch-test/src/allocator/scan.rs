@@ -1,0 +1,606 @@
+//! The unsafe half of the retainer scan: stopping the process's other
+//! threads, finding the memory that can hold pointers (the roots), and
+//! reading words of it and of the census's blocks. What the words mean is
+//! worked out in safe code, in `crate::retainers`, through [`World`].
+//!
+//! Linux, x86_64, in a scan process only (see `census`).
+//!
+//! # Stopping the world
+//!
+//! Every other thread is sent a real-time signal; its handler notes the
+//! thread's stack pointer (the interrupted registers are saved on the
+//! stack above it) and an address in its thread-local block, then waits
+//! until the scan is over. The census's lock is taken first, so no thread
+//! stops while it holds it. While the world is stopped the scanning
+//! thread does not allocate (a stopped thread may hold the inner
+//! allocator's lock): whatever the scan needs is allocated before.
+//!
+//! # Roots
+//!
+//! - the writable segments (`PT_LOAD` with `PF_W`) of every loaded object:
+//!   its statics;
+//! - each thread's block of the test binary's thread-locals;
+//! - each stack, from the stopped thread's stack pointer (for the scanning
+//!   thread, from the frame of [`stopped`]) to the end of its mapping.
+//!   For threads glibc started, that mapping also holds their thread-local
+//!   blocks.
+
+use std::hint::black_box;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize};
+use std::time::{Duration, Instant};
+
+use super::census::{self, Entry};
+
+/// A live block of the heap, as the census had it.
+pub(crate) type Node = Entry;
+
+/// What a root region is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RegionKind {
+    /// The writable data of loaded object `module` (an index into
+    /// [`Prepared::modules`]).
+    Static { module: usize },
+    /// The thread-locals of the test binary, in thread `tid`.
+    ThreadLocal { tid: i32 },
+    /// The stack of thread `tid`.
+    Stack { tid: i32 },
+}
+
+/// A range of memory that is a root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Region {
+    pub start: usize,
+    pub end: usize,
+    pub kind: RegionKind,
+}
+
+/// A loaded object.
+#[derive(Debug, Clone)]
+pub(crate) struct Module {
+    /// Its file (the test binary's own is `/proc/self/exe`).
+    pub path: String,
+    /// What its addresses were moved by when it was loaded.
+    pub bias: usize,
+    /// Its writable segments.
+    pub writable: Vec<(usize, usize)>,
+    /// This thread's block of its thread-locals, when it has some.
+    pub tls: Option<(usize, usize)>,
+}
+
+/// Everything the scan allocates, made before the world stops.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub modules: Vec<Module>,
+    /// The threads to stop, with their names.
+    pub threads: Vec<(i32, String)>,
+    /// Readable and writable mappings, sorted.
+    maps: Vec<(usize, usize)>,
+    nodes: Vec<Node>,
+    regions: Vec<Region>,
+}
+
+impl Prepared {
+    /// The most blocks the scan has room for.
+    pub(crate) fn room(&self) -> usize {
+        self.nodes.capacity()
+    }
+
+    /// The census as the scan took it, sorted by address.
+    pub(crate) fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The roots the scan read.
+    pub(crate) fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+}
+
+/// Most threads a scan stops.
+const MAX_THREADS: usize = 1024;
+/// How long the scan waits for every thread to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Gathers what the scan needs while other threads still run: the loaded
+/// objects, the threads and the mappings, and room for every block of the
+/// census (with some to spare for blocks allocated until the stop).
+pub(crate) fn prepare() -> Prepared {
+    let modules = modules();
+    let mut threads = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for entry in dir.flatten() {
+            let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            let name = std::fs::read_to_string(entry.path().join("comm"))
+                .map(|s| s.trim_end().to_owned())
+                .unwrap_or_default();
+            threads.push((tid, name));
+        }
+    }
+    let mut maps = Vec::new();
+    if let Ok(text) = std::fs::read_to_string("/proc/self/maps") {
+        for line in text.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let Some((a, b)) = range.split_once('-') else {
+                continue;
+            };
+            if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                if perms.starts_with("rw") {
+                    maps.push((a, b));
+                }
+            }
+        }
+    }
+    maps.sort_unstable();
+    let blocks = census::lock().len();
+    Prepared {
+        regions: Vec::with_capacity(
+            modules.iter().map(|m| m.writable.len()).sum::<usize>() + 2 * threads.len() + 8,
+        ),
+        nodes: Vec::with_capacity(blocks + blocks / 4 + 4096),
+        modules,
+        threads,
+        maps,
+    }
+}
+
+/// The stopped process, as the scan may read it.
+pub(crate) struct World<'a> {
+    /// Every live block, sorted by address.
+    pub nodes: &'a [Node],
+    /// The roots.
+    pub regions: &'a [Region],
+    /// Whether the scan sees every root and every block: all threads
+    /// stopped, no thread started since, no block missing from the census.
+    pub complete: bool,
+    /// Why not, when not.
+    pub incomplete_because: &'static str,
+}
+
+impl World<'_> {
+    /// The index of the block that `word` points into, at its start or
+    /// inside it.
+    #[inline]
+    pub(crate) fn node_at(&self, word: usize) -> Option<usize> {
+        let nodes = self.nodes;
+        let first = nodes.first()?;
+        if word < first.addr {
+            return None;
+        }
+        let i = nodes.partition_point(|n| n.addr <= word) - 1;
+        let n = &nodes[i];
+        (word < n.addr + n.size.max(1)).then_some(i)
+    }
+
+    /// Calls `f(offset, word)` for every aligned word of block `node`.
+    #[inline]
+    pub(crate) fn node_words(&self, node: usize, f: impl FnMut(usize, usize)) {
+        let n = &self.nodes[node];
+        // SAFETY: the block is live (the census holds it, and its owner is
+        // stopped or is this thread, which frees nothing during the scan),
+        // and the range lies inside it.
+        unsafe { words(n.addr, n.addr + n.size, f) }
+    }
+
+    /// Calls `f(offset, word)` for every aligned word of root `region`.
+    #[inline]
+    pub(crate) fn region_words(&self, region: usize, f: impl FnMut(usize, usize)) {
+        let r = &self.regions[region];
+        // SAFETY: a region is a writable segment of a loaded object, a
+        // thread's thread-local block, or a part of a stack mapping that
+        // `prepare` found readable and writable; none can be unmapped while
+        // the world is stopped.
+        unsafe { words(r.start, r.end, f) }
+    }
+
+    /// Copies the first bytes of block `node` into `out`; returns how many.
+    pub(crate) fn head(&self, node: usize, out: &mut [u8]) -> usize {
+        let n = &self.nodes[node];
+        let len = out.len().min(n.size);
+        let mut written = 0;
+        self.node_words(node, |offset, word| {
+            for (k, byte) in word.to_ne_bytes().iter().enumerate() {
+                if offset + k < len {
+                    out[offset + k] = *byte;
+                    written = written.max(offset + k + 1);
+                }
+            }
+        });
+        written
+    }
+}
+
+/// Calls `f(offset from start, word)` for each 8-aligned word inside
+/// `[start, end)`.
+///
+/// # Safety
+/// `[start, end)` must be mapped and readable for the whole call.
+#[inline]
+unsafe fn words(start: usize, end: usize, mut f: impl FnMut(usize, usize)) {
+    let mut p = (start + 7) & !7;
+    while p + 8 <= end {
+        // SAFETY: `p..p + 8` lies inside `[start, end)`, which the caller
+        // guarantees readable.
+        f(p - start, unsafe { read_word(p) });
+        p += 8;
+    }
+}
+
+/// Reads the word at `p` as the machine sees it. The bytes may be
+/// uninitialised (padding, a buffer's spare capacity) or written by a
+/// stopped thread: Rust's reads would be undefined for the first, so the
+/// load is an instruction the compiler cannot see through.
+///
+/// # Safety
+/// `p` must be 8-aligned, mapped and readable.
+#[inline(always)]
+unsafe fn read_word(p: usize) -> usize {
+    let word: usize;
+    // SAFETY: guaranteed by the caller; the instruction only loads.
+    unsafe {
+        std::arch::asm!(
+            "mov {word}, qword ptr [{p}]",
+            p = in(reg) p,
+            word = lateout(reg) word,
+            options(nostack, readonly, preserves_flags),
+        );
+    }
+    word
+}
+
+// --- Stopping the world -----------------------------------------------
+
+/// The threads that have stopped: tid, stack pointer, and an address in
+/// their thread-local block (that of [`super::LOCAL`]).
+static STOPPED: [[AtomicUsize; 3]; MAX_THREADS] =
+    [const { [const { AtomicUsize::new(0) }; 3] }; MAX_THREADS];
+static ARRIVED: AtomicUsize = AtomicUsize::new(0);
+static RECORDED: AtomicUsize = AtomicUsize::new(0);
+static RELEASED: AtomicBool = AtomicBool::new(false);
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// The stop signal's handler: records the thread, waits for the release.
+/// Only atomics and system calls that cannot fail, and `errno` is kept.
+extern "C" fn on_stop(_signal: libc::c_int) {
+    // SAFETY: `__errno_location` gives this thread's errno, valid for the
+    // thread's life.
+    let errno = unsafe { *libc::__errno_location() };
+    let mark = 0usize;
+    let sp = black_box(&mark) as *const usize as usize;
+    // SAFETY: `gettid` takes no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as usize;
+    let tls = super::local() as *const super::Local as usize;
+    let i = ARRIVED.fetch_add(1, AcqRel);
+    if i < MAX_THREADS {
+        STOPPED[i][0].store(tid, Relaxed);
+        STOPPED[i][1].store(sp, Relaxed);
+        STOPPED[i][2].store(tls, Relaxed);
+    }
+    RECORDED.fetch_add(1, Release);
+    while !RELEASED.load(Acquire) {
+        std::hint::spin_loop();
+        // SAFETY: `sched_yield` takes no arguments and cannot fail.
+        unsafe { libc::sched_yield() };
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Installs the handler on the last real-time signal not in use.
+fn install() -> Option<libc::c_int> {
+    let signal = SIGNAL.load(Relaxed);
+    if signal != 0 {
+        return Some(signal);
+    }
+    for signal in (libc::SIGRTMIN() + 4..=libc::SIGRTMAX()).rev() {
+        // SAFETY: a zeroed `sigaction` is a valid value to fill in;
+        // `sigaction` with a null new action only reads the current one.
+        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+        if unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) } != 0
+            || current.sa_sigaction != libc::SIG_DFL
+        {
+            continue;
+        }
+        // SAFETY: as above; the handler is an `extern "C" fn(c_int)`, what
+        // `sa_sigaction` holds without `SA_SIGINFO`. It stays installed for
+        // good, so that a signal arriving late never kills the process.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = on_stop as extern "C" fn(libc::c_int) as usize;
+        action.sa_flags = libc::SA_RESTART;
+        unsafe { libc::sigemptyset(&mut action.sa_mask) };
+        if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } == 0 {
+            SIGNAL.store(signal, Relaxed);
+            return Some(signal);
+        }
+    }
+    None
+}
+
+/// The threads of the process now, read without allocating (for the check
+/// that none started while the world was stopped): `num_threads` in
+/// `/proc/self/stat`.
+fn thread_count() -> Option<usize> {
+    let mut buf = [0u8; 1024];
+    // SAFETY: the path is NUL-terminated; `buf` is writable for its length;
+    // the descriptor is closed once.
+    let len = unsafe {
+        let fd = libc::open(
+            c"/proc/self/stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return None;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    let text = buf.get(..usize::try_from(len).ok()?)?;
+    // Fields after the command's closing parenthesis; num_threads is the
+    // 20th field, the 18th after it.
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+    rest.split_ascii_whitespace().nth(17)?.parse().ok()
+}
+
+/// The mapping that holds `addr`.
+fn mapping(maps: &[(usize, usize)], addr: usize) -> Option<(usize, usize)> {
+    let i = maps.partition_point(|m| m.0 <= addr).checked_sub(1)?;
+    let m = maps[i];
+    (addr < m.1).then_some(m)
+}
+
+/// Stops every other thread, takes the census into `prepared`, and calls
+/// `f` with the stopped process; the threads go on when it returns. `f`
+/// must not allocate. Call under [`super::untracked`].
+#[inline(never)]
+pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> R) -> R {
+    // The callee-saved registers, so that pointers the callers keep only in
+    // registers are on the scanned stack; the scan starts at this array.
+    let mut saved = [0usize; 6];
+    // SAFETY: copies six registers into a local array.
+    unsafe {
+        std::arch::asm!(
+            "mov [{a}], rbx",
+            "mov [{a} + 8], rbp",
+            "mov [{a} + 16], r12",
+            "mov [{a} + 24], r13",
+            "mov [{a} + 32], r14",
+            "mov [{a} + 40], r15",
+            a = in(reg) saved.as_mut_ptr(),
+            options(nostack, preserves_flags),
+        );
+    }
+    let own_sp = black_box(&saved) as *const [usize; 6] as usize;
+    // SAFETY: `gettid` takes no arguments and cannot fail.
+    let this_tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    let mut census = census::lock();
+
+    let mut complete = true;
+    let mut because = "";
+    let signal = install();
+    let mut signalled = 0usize;
+    for &(tid, _) in &prepared.threads {
+        if tid == this_tid {
+            continue;
+        }
+        match signal {
+            // SAFETY: `tgkill` on a thread of this process with a signal
+            // whose handler is installed.
+            Some(sig) => {
+                if unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) } == 0 {
+                    signalled += 1;
+                }
+            }
+            None => {
+                complete = false;
+                because = "no real-time signal was free to stop the other threads";
+            }
+        }
+    }
+    let waiting = Instant::now();
+    while RECORDED.load(Acquire) < signalled {
+        if waiting.elapsed() > STOP_TIMEOUT {
+            complete = false;
+            because = "a thread did not stop (it blocks signals, or was exiting)";
+            break;
+        }
+        std::thread::yield_now();
+    }
+    if thread_count().is_some_and(|n| n > signalled + 1) {
+        complete = false;
+        because = "a thread started while the others were being stopped";
+    }
+    if census::missing() > 0 {
+        complete = false;
+        because = "some blocks could not be entered in the census (out of memory)";
+    }
+
+    // The census, in the room made for it.
+    let nodes = &mut prepared.nodes;
+    nodes.clear();
+    let room = nodes.capacity();
+    census.for_each(|e| {
+        if nodes.len() < room {
+            nodes.push(*e);
+        } else {
+            complete = false;
+            because = "more blocks were live than the scan had room for";
+        }
+    });
+    nodes.sort_unstable_by_key(|n| n.addr);
+
+    // The roots: statics, thread-locals, stacks.
+    let regions = &mut prepared.regions;
+    regions.clear();
+    let room = regions.capacity();
+    let add = |regions: &mut Vec<Region>, r: Region| {
+        if regions.len() < room && r.start < r.end {
+            regions.push(r);
+        }
+    };
+    for (module, m) in prepared.modules.iter().enumerate() {
+        if is_c_runtime(&m.path) {
+            continue;
+        }
+        for &(start, end) in &m.writable {
+            add(
+                regions,
+                Region {
+                    start,
+                    end,
+                    kind: RegionKind::Static { module },
+                },
+            );
+        }
+    }
+    // Where this thread's `LOCAL` sits in the test binary's thread-local
+    // block: the same offset in every thread.
+    let own_local = super::local() as *const super::Local as usize;
+    let tls = prepared
+        .modules
+        .iter()
+        .filter_map(|m| m.tls)
+        .find(|&(start, len)| (start..start + len).contains(&own_local));
+    let arrived = RECORDED.load(Acquire).min(MAX_THREADS);
+    let threads = (0..arrived)
+        .map(|i| {
+            (
+                STOPPED[i][0].load(Relaxed) as i32,
+                STOPPED[i][1].load(Relaxed),
+                STOPPED[i][2].load(Relaxed),
+            )
+        })
+        .chain(std::iter::once((this_tid, own_sp, own_local)));
+    for (tid, sp, local) in threads {
+        if let Some((start, len)) = tls {
+            let block = local.wrapping_sub(own_local - start);
+            add(
+                regions,
+                Region {
+                    start: block,
+                    end: block + len,
+                    kind: RegionKind::ThreadLocal { tid },
+                },
+            );
+        }
+        match mapping(&prepared.maps, sp) {
+            Some((_, end)) => add(
+                regions,
+                Region {
+                    start: sp,
+                    end,
+                    kind: RegionKind::Stack { tid },
+                },
+            ),
+            None => {
+                complete = false;
+                because = "a thread's stack was not among the mappings read before the stop";
+            }
+        }
+    }
+
+    let world = World {
+        nodes: &prepared.nodes,
+        regions: &prepared.regions,
+        complete,
+        incomplete_because: because,
+    };
+    let out = f(&world);
+    RELEASED.store(true, Release);
+    drop(census);
+    black_box(&saved);
+    out
+}
+
+// --- Loaded objects ------------------------------------------------------
+
+/// Whether the object is the C runtime (libc, the dynamic loader and their
+/// companions). Their data is not a root: it is mostly the C allocator's
+/// bookkeeping, whose pointers to the top of the heap and to free chunks
+/// land inside live blocks (a chunk's last bytes overlap the next chunk's
+/// header), and it holds no Rust value.
+fn is_c_runtime(path: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    [
+        "libc.so",
+        "libc.musl",
+        "ld-linux",
+        "ld-musl",
+        "libpthread.so",
+        "libm.so",
+        "libdl.so",
+        "librt.so",
+        "libgcc_s.so",
+    ]
+    .iter()
+    .any(|name| file.starts_with(name))
+}
+
+/// The loaded objects, their writable segments and thread-local blocks.
+fn modules() -> Vec<Module> {
+    let mut out: Vec<Module> = Vec::new();
+    // SAFETY: `dl_iterate_phdr` calls `collect` once per loaded object with
+    // a valid `dl_phdr_info` and the `data` pointer given here, which points
+    // to `out`, alive and not otherwise borrowed during the call.
+    unsafe {
+        libc::dl_iterate_phdr(Some(collect), (&mut out as *mut Vec<Module>).cast());
+    }
+    out
+}
+
+/// `dl_iterate_phdr`'s callback: adds the object to the `Vec` behind
+/// `data`. Returns 0 to go on with the next object.
+unsafe extern "C" fn collect(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    data: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of
+    // the call, and `data` is the `Vec` that `modules` passed.
+    let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<Module>>()) };
+    // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of the
+    // object, mapped for as long as it is loaded.
+    let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    let bias = info.dlpi_addr as usize;
+    let writable = headers
+        .iter()
+        .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W != 0)
+        .map(|h| {
+            let start = bias + h.p_vaddr as usize;
+            (start, start + h.p_memsz as usize)
+        })
+        .collect();
+    let tls = headers
+        .iter()
+        .find(|h| h.p_type == libc::PT_TLS)
+        .filter(|_| !info.dlpi_tls_data.is_null())
+        .map(|h| (info.dlpi_tls_data as usize, h.p_memsz as usize));
+    let path = if info.dlpi_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a non-null `dlpi_name` is a NUL-terminated string, valid
+        // for the call.
+        unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    // The first object, with an empty name, is the program itself.
+    let path = if path.is_empty() && out.is_empty() {
+        "/proc/self/exe".to_owned()
+    } else {
+        path
+    };
+    out.push(Module {
+        path,
+        bias,
+        writable,
+        tls,
+    });
+    0
+}

@@ -1,0 +1,166 @@
+//! Leaks kept alive in different ways, for the tests of retainer paths
+//! (`tests/retainers.rs`). Each is `should_leak` and `sites`: it passes,
+//! and its report says what keeps its blocks, or that they are lost.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use memwatch_test::leak_test;
+
+static AUDIT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Every request is logged, and the log is never trimmed.
+fn log_request(n: usize) {
+    let line = format!("request {n:>8} from 10.0.0.1");
+    AUDIT.lock().unwrap().push(line);
+}
+
+#[leak_test(should_leak, sites, snapshot = false)]
+fn static_vec_of_strings_leaks() {
+    let n = AUDIT.lock().unwrap().len();
+    log_request(n);
+}
+
+/// The same leak as a test that fails: its message is the one users read.
+#[leak_test(ignore, snapshot = false)]
+fn audit_log_fails() {
+    let n = AUDIT.lock().unwrap().len();
+    log_request(n);
+}
+
+static RESPONSES: OnceLock<Mutex<HashMap<u64, String>>> = OnceLock::new();
+
+/// A response cache that never evicts.
+fn cached_response(key: u64) {
+    let cache = RESPONSES.get_or_init(|| Mutex::new(HashMap::new()));
+    cache
+        .lock()
+        .unwrap()
+        .entry(key)
+        .or_insert_with(|| format!("response body for {key:>12}"));
+}
+
+#[leak_test(should_leak, sites, snapshot = false)]
+fn once_lock_map_that_never_evicts_leaks() {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    cached_response(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+}
+
+struct Peer {
+    name: [u8; 16],
+    next: RefCell<Option<Rc<Peer>>>,
+}
+
+fn peer(name: u8) -> Rc<Peer> {
+    Rc::new(Peer {
+        name: [name; 16],
+        next: RefCell::new(None),
+    })
+}
+
+/// `n` peers, each holding the next, the last holding the first.
+fn ring(n: u8) {
+    let first = peer(0);
+    let mut last = first.clone();
+    for k in 1..n {
+        let p = peer(k);
+        *last.next.borrow_mut() = Some(p.clone());
+        last = p;
+    }
+    *last.next.borrow_mut() = Some(first.clone());
+    std::hint::black_box(&first.name);
+}
+
+#[leak_test(should_leak, sites, snapshot = false)]
+fn rc_cycle_of_two_leaks() {
+    ring(2);
+}
+
+#[leak_test(should_leak, sites, snapshot = false)]
+fn rc_cycle_of_three_leaks() {
+    ring(3);
+}
+
+#[leak_test(should_leak, sites, snapshot = false)]
+fn mem_forget_leaks() {
+    std::mem::forget(std::hint::black_box(Box::new([1u8; 40])));
+}
+
+#[leak_test(should_leak, sites, snapshot = false)]
+fn dropped_box_leak_leaks() {
+    let leaked: &mut [u8; 56] = Box::leak(Box::new([2u8; 56]));
+    std::hint::black_box(leaked);
+}
+
+struct Waiter {
+    id: u64,
+    wake: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+struct Hub {
+    waiters: Mutex<Vec<Arc<Waiter>>>,
+}
+
+static HUB: OnceLock<Box<Hub>> = OnceLock::new();
+
+/// Subscribes a waiter that is never removed.
+fn subscribe(id: u64) -> Arc<Waiter> {
+    let hub = HUB.get_or_init(|| {
+        Box::new(Hub {
+            waiters: Mutex::new(Vec::new()),
+        })
+    });
+    let waiter = Arc::new(Waiter { id, wake: None });
+    hub.waiters.lock().unwrap().push(waiter.clone());
+    waiter
+}
+
+#[leak_test(should_leak, sites, snapshot = false)]
+fn waiter_list_behind_a_static_leaks() {
+    let w = subscribe(7);
+    std::hint::black_box((w.id, w.wake.is_some()));
+}
+
+thread_local! {
+    static SEEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+#[leak_test(should_leak, sites, snapshot = false)]
+fn thread_local_cache_leaks() {
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        let n = seen.len();
+        seen.push(format!("visitor number {n:>10}"));
+    });
+}
+
+#[leak_test(should_leak, sites, snapshot = false)]
+async fn task_that_never_finishes_leaks() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let session = vec![5u64; 12];
+    tokio::spawn(async move {
+        // Waits for a message that never comes, holding the session.
+        let _ = rx.await;
+        drop(session);
+    });
+    // The sender is forgotten, not dropped: the task never wakes.
+    std::mem::forget(tx);
+}
+
+#[leak_test(sites, snapshot = false)]
+fn bounded_cache_with_sites_is_clean() {
+    thread_local! {
+        static RECENT: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+    RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        if recent.len() == 8 {
+            recent.remove(0);
+        }
+        recent.push("a recent item".to_owned());
+    });
+}
+
+memwatch_test::main!();
