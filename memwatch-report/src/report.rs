@@ -604,6 +604,12 @@ pub enum RootKind {
     ThreadLocal,
     /// A thread's stack (its locals, and its saved registers).
     Stack,
+    /// Memory of the C allocator's heap that the counting allocator did
+    /// not give out: blocks allocated with `System` or `malloc` directly
+    /// (std's thread handles, C libraries), and freed memory whose stale
+    /// words still look like pointers. A path is only shown from it when
+    /// no other root reaches the block; `offset` is then the address.
+    Foreign,
 }
 
 /// One block on a retainer path or in a cycle.
@@ -747,6 +753,10 @@ impl Root {
                 )
             }
             RootKind::Stack => format!("a local on the stack of thread `{thread}`"),
+            RootKind::Foreign => format!(
+                "memory memwatch does not track, at {:#x} (a block from `System` or `malloc`, such as std's thread handles, or freed memory)",
+                self.offset
+            ),
         }
     }
 }

@@ -12,10 +12,11 @@
 //! behind a spin lock: the scan process is a diagnostic run, and the lock
 //! keeps the table and the blocks it describes in step (a block leaves the
 //! table before the inner allocator can hand its address to another
-//! thread). Its memory comes from `System`, never from the counting
-//! allocator, so nothing here comes back through it.
+//! thread). Its memory is mapped on its own (`mmap`), never from the
+//! counting allocator nor the C allocator's heap, so nothing here comes
+//! back through the allocator and no stale copy of it lies in the heap the
+//! scan reads.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -187,6 +188,14 @@ impl Guard {
         Some(removed)
     }
 
+    /// The table's own memory (it holds every block's address, so a scan
+    /// must not read it as a root).
+    pub(crate) fn memory(&mut self) -> (usize, usize) {
+        let t = self.table();
+        let start = t.entries as usize;
+        (start, start + t.capacity * std::mem::size_of::<Entry>())
+    }
+
     /// Calls `f` with every live block.
     pub(crate) fn for_each(&mut self, mut f: impl FnMut(&Entry)) {
         for e in self.slots().iter().filter(|e| e.addr != 0) {
@@ -194,34 +203,49 @@ impl Guard {
         }
     }
 
-    /// Doubles the table; `false` when `System` has no memory for it.
+    /// Doubles the table; `false` when no memory is left for it. The table
+    /// is mapped on its own, never taken from the C allocator's heap: an
+    /// old table left there, freed but not cleared, would hold the address
+    /// of every block, and the scan reads that heap for pointers.
     fn grow(&mut self) -> bool {
         let old_capacity = self.table().capacity;
         let capacity = (old_capacity * 2).max(1 << 12);
-        let Ok(layout) = Layout::array::<Entry>(capacity) else {
-            return false;
+        let bytes = capacity * std::mem::size_of::<Entry>();
+        // SAFETY: an anonymous private mapping of `bytes` bytes, zero-filled
+        // (all-zero bytes are empty entries), owned by the table alone.
+        let entries = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
-        // SAFETY: the layout has a non-zero size; all-zero bytes are empty
-        // entries.
-        let entries = unsafe { System.alloc_zeroed(layout) }.cast::<Entry>();
-        if entries.is_null() {
+        if entries == libc::MAP_FAILED {
             return false;
         }
         let old_entries = self.table().entries;
         let t = self.table();
-        t.entries = entries;
+        t.entries = entries.cast();
         t.capacity = capacity;
         t.len = 0;
         if old_capacity > 0 {
-            // SAFETY: the old array holds `old_capacity` entries; the table
-            // no longer refers to it, and it is only read until it is freed.
+            // SAFETY: the old mapping holds `old_capacity` entries; the
+            // table no longer refers to it, and it is only read until it is
+            // unmapped.
             let slice = unsafe { std::slice::from_raw_parts(old_entries, old_capacity) };
             for e in slice.iter().filter(|e| e.addr != 0) {
                 self.insert(*e);
             }
-            let old_layout = Layout::array::<Entry>(old_capacity).expect("it was allocated");
-            // SAFETY: allocated by `System` with this layout, freed once.
-            unsafe { System.dealloc(old_entries.cast(), old_layout) };
+            // SAFETY: mapped by this function with this size, unmapped once.
+            unsafe {
+                libc::munmap(
+                    old_entries.cast(),
+                    old_capacity * std::mem::size_of::<Entry>(),
+                )
+            };
         }
         true
     }

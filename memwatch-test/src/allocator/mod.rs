@@ -77,8 +77,13 @@ const VIA_DHAT: u32 = 1 << 31;
 /// Set in a header's `site` when the block is in the census: it leaves it
 /// when freed.
 const IN_CENSUS: u32 = 1 << 30;
+/// Set in a header's `site` for every block of a scan process: it is zeroed
+/// when freed (and when a realloc moves it), so that freed memory, which
+/// the scan reads for pointers from memory it does not track, holds no
+/// stale pointer.
+const SCRUB: u32 = 1 << 29;
 /// The bits of a header's `site` that are the site id.
-const SITE_ID: u32 = IN_CENSUS - 1;
+const SITE_ID: u32 = SCRUB - 1;
 /// Set once any block has been counted: the allocator is installed.
 static COUNTING: AtomicBool = AtomicBool::new(false);
 /// One past the highest tag id handed out: readers sum only these rows.
@@ -572,6 +577,37 @@ unsafe fn header_of(user: *mut u8) -> *mut Header {
 }
 
 impl<A: GlobalAlloc> Alloc<A> {
+    /// A scan process's realloc: a new block, the bytes copied, the old
+    /// block zeroed and freed (see [`SCRUB`]).
+    ///
+    /// # Safety
+    /// `base` is a block of the inner allocator with layout `outer`;
+    /// `new_outer` has the same alignment.
+    #[cold]
+    #[inline(never)]
+    unsafe fn scrubbing_realloc(
+        &self,
+        local: &Local,
+        depth: u32,
+        base: *mut u8,
+        outer: Layout,
+        new_outer: Layout,
+    ) -> *mut u8 {
+        // SAFETY: `new_outer` has a non-zero size (it includes the header).
+        let new = self.guarded(local, depth, || unsafe { self.inner.alloc(new_outer) });
+        if new.is_null() {
+            return new;
+        }
+        // SAFETY: both blocks are live, distinct, and at least this long;
+        // the old one is then zeroed and freed once, with its layout.
+        unsafe {
+            ptr::copy_nonoverlapping(base, new, outer.size().min(new_outer.size()));
+            ptr::write_bytes(base, 0, outer.size());
+            self.guarded(local, depth, || self.inner.dealloc(base, outer));
+        }
+        new
+    }
+
     /// `alloc` and `alloc_zeroed`.
     ///
     /// # Safety
@@ -585,8 +621,13 @@ impl<A: GlobalAlloc> Alloc<A> {
         let local = local();
         let depth = local.depth.get();
         let word = EPOCH.load(Relaxed);
-        // Capture and DHAT apply to counted allocations only.
-        let modes = if depth == 0 { word & MODE_BITS } else { 0 };
+        // Capture and DHAT apply to counted allocations only; a scan
+        // process scrubs every block.
+        let modes = if depth == 0 {
+            word & MODE_BITS
+        } else {
+            word & SCAN_BIT
+        };
         let base = if modes & DHAT_BIT != 0 {
             dhat_alloc(local, outer, zeroed)
         } else {
@@ -610,7 +651,7 @@ impl<A: GlobalAlloc> Alloc<A> {
         let site = if modes == 0 {
             0
         } else {
-            special_site(local, modes, user, layout.size(), epoch, tag)
+            special_site(local, modes, depth == 0, user, layout.size(), epoch, tag)
         };
         // SAFETY: the header lies inside the block, before `user`.
         unsafe {
@@ -693,6 +734,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
             let mut census = (old.site & IN_CENSUS != 0).then(census::lock);
             let moved = if old.site & VIA_DHAT != 0 {
                 dhat_realloc(local, base, outer, new_outer.size())
+            } else if old.site & SCRUB != 0 {
+                self.scrubbing_realloc(local, depth, base, outer, new_outer)
             } else {
                 self.guarded(local, depth, || {
                     self.inner.realloc(base, outer, new_outer.size())
@@ -857,9 +900,11 @@ static UNATTRIBUTED: AtomicU64 = AtomicU64::new(0);
 /// The header's `site` field for a block at `user` allocated in capture,
 /// DHAT or scan mode.
 #[cold]
+#[allow(clippy::too_many_arguments)]
 fn special_site(
     local: &Local,
     modes: u32,
+    counted: bool,
     user: *mut u8,
     size: usize,
     epoch: u32,
@@ -872,21 +917,24 @@ fn special_site(
     };
     #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
     if modes & SCAN_BIT != 0 {
-        let entered = census::lock().insert(census::Entry {
-            addr: user as usize,
-            size,
-            epoch,
-            tag,
-            site,
-        });
-        if entered {
-            site |= IN_CENSUS;
-        } else {
-            census::note_missing();
+        if counted {
+            let entered = census::lock().insert(census::Entry {
+                addr: user as usize,
+                size,
+                epoch,
+                tag,
+                site,
+            });
+            if entered {
+                site |= IN_CENSUS;
+            } else {
+                census::note_missing();
+            }
         }
+        site |= SCRUB;
     }
     #[cfg(not(all(feature = "harness", target_os = "linux", target_arch = "x86_64")))]
-    let _ = (user, epoch, tag);
+    let _ = (user, epoch, tag, counted);
     if modes & DHAT_BIT != 0 {
         site | VIA_DHAT
     } else {
@@ -1001,6 +1049,11 @@ fn site_free(local: &Local, site: u32, user: *mut u8, size: u64, base: *mut u8, 
     }
     #[cfg(not(all(feature = "harness", target_os = "linux", target_arch = "x86_64")))]
     let _ = user;
+    if site & SCRUB != 0 {
+        // SAFETY: `user` is the start of the block being freed, `size`
+        // bytes long, and nothing uses it any more.
+        unsafe { ptr::write_bytes(user, 0, size as usize) };
+    }
     if site & SITE_ID != 0 {
         site_resize(site, size, 0);
     }

@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use super::census::{self, Entry};
+use super::HEADER;
 
 /// A live block of the heap, as the census had it.
 pub(crate) type Node = Entry;
@@ -45,6 +46,12 @@ pub(crate) enum RegionKind {
     ThreadLocal { tid: i32 },
     /// The stack of thread `tid`.
     Stack { tid: i32 },
+    /// A mapping of the C allocator's heap, but for the blocks of the
+    /// census: memory given out without the counting allocator (std's
+    /// thread handles are allocated with `System`; C libraries call
+    /// `malloc`), and freed memory. Read after every other root, so that a
+    /// path from it is only shown when no other exists.
+    Foreign,
 }
 
 /// A range of memory that is a root.
@@ -140,7 +147,10 @@ pub(crate) fn prepare() -> Prepared {
     let blocks = census::lock().len();
     Prepared {
         regions: Vec::with_capacity(
-            modules.iter().map(|m| m.writable.len()).sum::<usize>() + 2 * threads.len() + 8,
+            modules.iter().map(|m| m.writable.len()).sum::<usize>()
+                + 2 * threads.len()
+                + maps.len()
+                + 8,
         ),
         nodes: Vec::with_capacity(blocks + blocks / 4 + 4096),
         modules,
@@ -160,6 +170,9 @@ pub(crate) struct World<'a> {
     pub complete: bool,
     /// Why not, when not.
     pub incomplete_because: &'static str,
+    /// Memory inside foreign regions that is not a root: the census's
+    /// table and the scan's copy of it, which hold every block's address.
+    skip: [(usize, usize); 2],
 }
 
 impl World<'_> {
@@ -187,15 +200,44 @@ impl World<'_> {
         unsafe { words(n.addr, n.addr + n.size, f) }
     }
 
-    /// Calls `f(offset, word)` for every aligned word of root `region`.
+    /// Calls `f(offset, word)` for every aligned word of root `region`;
+    /// in a foreign region, only the words outside the census's blocks
+    /// (and their headers) and outside the scan's own tables.
     #[inline]
-    pub(crate) fn region_words(&self, region: usize, f: impl FnMut(usize, usize)) {
+    pub(crate) fn region_words(&self, region: usize, mut f: impl FnMut(usize, usize)) {
         let r = &self.regions[region];
-        // SAFETY: a region is a writable segment of a loaded object, a
-        // thread's thread-local block, or a part of a stack mapping that
-        // `prepare` found readable and writable; none can be unmapped while
-        // the world is stopped.
-        unsafe { words(r.start, r.end, f) }
+        if r.kind != RegionKind::Foreign {
+            // SAFETY: a region is a writable segment of a loaded object, a
+            // thread's thread-local block, or a part of a stack mapping
+            // that `prepare` found readable and writable; none can be
+            // unmapped while the world is stopped.
+            unsafe { words(r.start, r.end, f) };
+            return;
+        }
+        let mut next = self.nodes.partition_point(|n| n.addr + n.size <= r.start);
+        let mut p = r.start;
+        while p < r.end {
+            // The next gap: up to the next block's header.
+            let (gap_end, resume) = match self.nodes.get(next) {
+                Some(n) if n.addr.saturating_sub(HEADER) < r.end => {
+                    (n.addr.saturating_sub(HEADER).max(p), n.addr + n.size)
+                }
+                _ => (r.end, r.end),
+            };
+            for &(a, b) in &self.skip {
+                if a < gap_end && b > p {
+                    // SAFETY: as below, for the part of the gap before it.
+                    unsafe { words(p, a.max(p), |o, w| f(p - r.start + o, w)) };
+                    p = b.min(gap_end);
+                }
+            }
+            // SAFETY: the gap lies inside a readable and writable mapping
+            // of the C allocator's heap, which `prepare` read and which no
+            // stopped thread can unmap.
+            unsafe { words(p, gap_end.max(p), |o, w| f(p - r.start + o, w)) };
+            p = resume.max(gap_end);
+            next += 1;
+        }
     }
 
     /// Copies the first bytes of block `node` into `out`; returns how many.
@@ -505,11 +547,32 @@ pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> 
         }
     }
 
+    // Last, the C allocator's heap: the mappings that hold blocks.
+    for &(start, end) in &prepared.maps {
+        let first = prepared.nodes.partition_point(|n| n.addr < start);
+        if prepared.nodes.get(first).is_some_and(|n| n.addr < end) {
+            add(
+                regions,
+                Region {
+                    start,
+                    end,
+                    kind: RegionKind::Foreign,
+                },
+            );
+        }
+    }
+    let nodes_memory = (
+        prepared.nodes.as_ptr() as usize,
+        prepared.nodes.as_ptr() as usize + prepared.nodes.capacity() * std::mem::size_of::<Node>(),
+    );
+    let mut skip = [census.memory(), nodes_memory];
+    skip.sort_unstable();
     let world = World {
         nodes: &prepared.nodes,
         regions: &prepared.regions,
         complete,
         incomplete_because: because,
+        skip,
     };
     let out = f(&world);
     RELEASED.store(true, Release);

@@ -33,6 +33,10 @@ pub(crate) trait Heap {
     /// Calls `f(offset, word)` for each aligned word of block `i`.
     fn block_words(&self, i: usize, f: &mut dyn FnMut(usize, usize));
     fn roots(&self) -> usize;
+    /// Whether root `r` is a fallback: memory that may hold pointers but
+    /// may as well be stale (freed memory). Blocks are reached from
+    /// fallback roots only when no other root reaches them.
+    fn is_fallback(&self, r: usize) -> bool;
     /// Calls `f(offset, word)` for each aligned word of root `r`.
     fn root_words(&self, r: usize, f: &mut dyn FnMut(usize, usize));
     /// Copies the first bytes of block `i` into `out`; returns how many.
@@ -183,36 +187,47 @@ pub(crate) fn analyse(heap: &dyn Heap, sites: &[u32], buffers: &mut Buffers, pre
     b.walk.clear();
     b.findings.clear();
 
-    // The walk from the roots.
+    // The walk from the roots; from the fallback roots only once every
+    // other root's walk is done.
     let mut seen = 0u32;
-    for r in 0..heap.roots() {
-        heap.root_words(r, &mut |offset, word| {
-            if let Some(i) = heap.block_at(word).filter(|&i| i < n) {
-                if b.via[i] == UNSEEN {
-                    b.via[i] = FROM_ROOT | r as u32;
-                    b.at[i] = offset;
-                    b.order[i] = seen;
-                    seen += 1;
-                    b.queue.push(i as u32);
-                }
-            }
-        });
-    }
     let mut head = 0;
-    while head < b.queue.len() {
-        let from = b.queue[head] as usize;
-        head += 1;
-        heap.block_words(from, &mut |offset, word| {
-            if let Some(i) = heap.block_at(word).filter(|&i| i < n) {
-                if b.via[i] == UNSEEN {
-                    b.via[i] = from as u32;
-                    b.at[i] = offset;
-                    b.order[i] = seen;
-                    seen += 1;
-                    b.queue.push(i as u32);
+    for phase in [false, true] {
+        for r in (0..heap.roots()).filter(|&r| heap.is_fallback(r) == phase) {
+            heap.root_words(r, &mut |offset, word| {
+                // From a fallback root, only a pointer to a block's start: the
+                // C allocator's own pointers to chunk headers land in the last
+                // bytes of the block before (a chunk's tail overlaps the next
+                // chunk's header), while what holds a Rust value from there (a
+                // thread's name, a C library's user data) holds its start.
+                let at = heap
+                    .block_at(word)
+                    .filter(|&i| i < n && (!phase || heap.block(i).addr == word));
+                if let Some(i) = at {
+                    if b.via[i] == UNSEEN {
+                        b.via[i] = FROM_ROOT | r as u32;
+                        b.at[i] = offset;
+                        b.order[i] = seen;
+                        seen += 1;
+                        b.queue.push(i as u32);
+                    }
                 }
-            }
-        });
+            });
+        }
+        while head < b.queue.len() {
+            let from = b.queue[head] as usize;
+            head += 1;
+            heap.block_words(from, &mut |offset, word| {
+                if let Some(i) = heap.block_at(word).filter(|&i| i < n) {
+                    if b.via[i] == UNSEEN {
+                        b.via[i] = from as u32;
+                        b.at[i] = offset;
+                        b.order[i] = seen;
+                        seen += 1;
+                        b.queue.push(i as u32);
+                    }
+                }
+            });
+        }
     }
 
     // Pointers to lost blocks from lost blocks.
@@ -533,6 +548,8 @@ mod tests {
     struct Fake {
         blocks: Vec<(Block, Vec<usize>)>,
         roots: Vec<Vec<usize>>,
+        /// Roots from this index on are fallback roots.
+        fallback_from: Option<usize>,
     }
 
     impl Fake {
@@ -584,6 +601,9 @@ mod tests {
         }
         fn roots(&self) -> usize {
             self.roots.len()
+        }
+        fn is_fallback(&self, r: usize) -> bool {
+            self.fallback_from.is_some_and(|from| r >= from)
         }
         fn root_words(&self, r: usize, f: &mut dyn FnMut(usize, usize)) {
             for (k, &w) in self.roots[r].iter().enumerate() {
@@ -732,6 +752,46 @@ mod tests {
         let f = h.run(&[2]);
         assert_eq!((f[0].reachable, f[0].lost), (0, 1));
         assert_eq!(&f[0].preview[..f[0].preview_len], b"secret!!");
+    }
+
+    #[test]
+    fn a_fallback_root_holds_only_what_nothing_else_reaches() {
+        let mut h = Fake::default();
+        let buffer = h.add(1, false, 2);
+        let held = h.add(4, true, 1);
+        let orphan = h.add(5, true, 1);
+        h.set(buffer, 1, held);
+        let inside = h.add(6, true, 2);
+        h.roots.push(vec![0, 0, buffer]); // a static, through the buffer
+                                          // Memory with pointers to both, listed first, and one into the
+                                          // last word of another block (as a chunk header would be).
+        h.roots.insert(0, vec![held, orphan, inside + 8]);
+        h.fallback_from = None;
+        let mut stale_first = Fake {
+            fallback_from: Some(1),
+            ..Fake::default()
+        };
+        std::mem::swap(&mut stale_first.blocks, &mut h.blocks);
+        stale_first.roots = vec![h.roots[1].clone(), h.roots[0].clone()];
+        let f = stale_first.run(&[4, 5, 6]);
+        assert_eq!(
+            f[2].example,
+            Example::Unreferenced,
+            "not held by a pointer inside it"
+        );
+        let Example::Path { root, steps, .. } = f[0].example else {
+            panic!("{:?}", f[0].example)
+        };
+        assert_eq!(
+            (root, steps.len),
+            (0, 2),
+            "the static's path, though longer"
+        );
+        let Example::Path { root, steps, .. } = f[1].example else {
+            panic!("{:?}", f[1].example)
+        };
+        assert_eq!((root, steps.len), (1, 1), "only the fallback holds it");
+        assert_eq!((f[1].reachable, f[1].lost), (1, 0));
     }
 
     #[test]

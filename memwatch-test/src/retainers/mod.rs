@@ -68,6 +68,9 @@ impl graph::Heap for Census<'_> {
     fn roots(&self) -> usize {
         self.world.regions.len()
     }
+    fn is_fallback(&self, r: usize) -> bool {
+        self.world.regions[r].kind == RegionKind::Foreign
+    }
     fn root_words(&self, r: usize, f: &mut dyn FnMut(usize, usize)) {
         self.world.region_words(r, f)
     }
@@ -313,6 +316,12 @@ impl Names<'_, '_, '_> {
                     offset,
                 }
             }
+            RegionKind::Foreign => Root {
+                kind: RootKind::Foreign,
+                name: "the C allocator's heap".to_owned(),
+                thread: None,
+                offset: address as u64,
+            },
             RegionKind::Stack { tid } => Root {
                 kind: RootKind::Stack,
                 name: self.thread(tid),

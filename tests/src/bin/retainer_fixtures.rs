@@ -131,8 +131,8 @@ thread_local! {
 fn thread_local_cache_leaks() {
     SEEN.with(|seen| {
         let mut seen = seen.borrow_mut();
-        let n = seen.len();
-        seen.push(format!("visitor number {n:>10}"));
+        let visitor = format!("visitor number {:>10}", seen.len());
+        seen.push(visitor);
     });
 }
 
@@ -147,6 +147,19 @@ async fn task_that_never_finishes_leaks() {
     });
     // The sender is forgotten, not dropped: the task never wakes.
     std::mem::forget(tx);
+}
+
+/// A worker that holds its job's data on its stack and never ends.
+#[leak_test(should_leak, sites, snapshot = false)]
+fn parked_worker_holds_its_job_leaks() {
+    let job = vec![6u64; 20];
+    std::thread::Builder::new()
+        .name("holder".to_owned())
+        .spawn(move || loop {
+            std::hint::black_box(&job);
+            std::thread::park();
+        })
+        .unwrap();
 }
 
 #[leak_test(sites, snapshot = false)]
