@@ -825,6 +825,8 @@ impl Preview {
     /// use memwatch_report::report::Preview;
     /// let text = Preview { bytes: 5, head: b"hello".to_vec() };
     /// assert_eq!(text.render(), "\"hello\" (5 bytes)");
+    /// let spare = Preview { bytes: 8, head: b"hi\0\0\0\0\0\0".to_vec() };
+    /// assert_eq!(spare.render(), "\"hi\" ... (8 bytes)");
     /// let binary = Preview { bytes: 40, head: vec![0, 1, 2, 0xff] };
     /// assert_eq!(binary.render(), "00 01 02 ff ... (40 bytes)");
     /// ```
@@ -835,7 +837,11 @@ impl Preview {
             ""
         };
         let printable = |c: char| !c.is_control() || c == '\n' || c == '\t';
-        match std::str::from_utf8(&self.head) {
+        // A `String`'s spare capacity follows its text: NULs at the end
+        // (when the memory was fresh) do not make it binary.
+        let end = self.head.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        let more = if end < self.head.len() { " ..." } else { more };
+        match std::str::from_utf8(&self.head[..end]) {
             Ok(text) if !text.is_empty() && text.chars().all(printable) => {
                 format!("{text:?}{more} ({} bytes)", self.bytes)
             }

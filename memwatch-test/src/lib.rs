@@ -255,7 +255,9 @@ macro_rules! main {
 pub mod __private {
     pub use crate::allocator::{modes_for_tests, set_epoch_for_tests};
     #[cfg(feature = "harness")]
-    pub use crate::harness::{run_capture, run_main, run_one, standard_harness, WrongHarness};
+    pub use crate::harness::{
+        run_capture, run_main, run_one, standard_harness, time_scan, WrongHarness,
+    };
     #[cfg(all(feature = "harness", not(feature = "tokio")))]
     pub use crate::registry::AsyncNeedsTokioFeature;
     #[cfg(feature = "harness")]

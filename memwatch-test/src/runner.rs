@@ -540,7 +540,7 @@ pub(crate) struct ScanAsk {
 ///
 /// In a scan process, sites are captured from the warm-up on (so that the
 /// blocks on a retainer path made before the window have a site too), the
-/// survivors are the census's blocks of the window's epochs, and the heap
+/// survivors are the census's blocks first allocated in the window's epochs, and the heap
 /// is scanned before the runtime of an async body goes.
 pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<SiteReport>, String> {
     let opts = test.options;

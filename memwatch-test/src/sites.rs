@@ -278,6 +278,22 @@ fn kind_of(function: &str) -> Option<&'static str> {
         .map(|(_, kind)| *kind)
 }
 
+/// Orders retention examples, simplest first: a path before a cycle
+/// before the rest, fewer steps first, then by what they say, so that
+/// merging raw sites picks the same example in every run.
+fn story_rank(r: &Retention) -> (u8, usize, Vec<String>) {
+    use memwatch_report::report::Retainer;
+    let (kind, steps) = match &r.example {
+        Retainer::Path { steps, .. } => (0, steps.len()),
+        Retainer::Cycle { steps } => (1, steps.len()),
+        Retainer::HeldByLost { steps } => (2, steps.len()),
+        Retainer::Unreferenced => (3, 0),
+        Retainer::Lost => (4, 0),
+        Retainer::Unknown { .. } => (5, 0),
+    };
+    (kind, steps, r.lines())
+}
+
 /// A site's raw figures and what a scan found about its blocks.
 pub(crate) struct SiteEvidence {
     pub raw: RawSite,
@@ -324,8 +340,15 @@ pub(crate) fn report(
                     *bytes += raw_site.live_bytes;
                     match (&mut site.retention, e.retention) {
                         (Some(kept), Some(more)) => {
-                            kept.reachable += more.reachable;
-                            kept.lost += more.lost;
+                            let (reachable, lost) =
+                                (kept.reachable + more.reachable, kept.lost + more.lost);
+                            // The simplest story of the two, whatever the
+                            // order the raw sites came in.
+                            if story_rank(&more) < story_rank(kept) {
+                                *kept = more;
+                            }
+                            kept.reachable = reachable;
+                            kept.lost = lost;
                         }
                         (kept @ None, more) => *kept = more,
                         _ => {}

@@ -29,7 +29,7 @@ pub(crate) struct Entry {
     /// The address the program got (past the header); 0 in an empty slot.
     pub addr: usize,
     pub size: usize,
-    /// The epoch it was allocated or last reallocated in.
+    /// The epoch it was first allocated in (a realloc keeps it).
     pub epoch: u32,
     pub tag: u32,
     /// Its site id in the site table (0: not captured).

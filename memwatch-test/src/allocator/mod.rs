@@ -751,11 +751,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
                 (*header_of(user)).epoch = epoch;
                 #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
                 if let Some(census) = &mut census {
-                    census.remove(ptr as usize);
+                    // The census keeps the block's birth: a leak's sites
+                    // are those of blocks born in its window, as capture
+                    // outside a scan process sees them.
+                    let born = census.remove(ptr as usize).map_or(epoch, |e| e.epoch);
                     census.insert(census::Entry {
                         addr: user as usize,
                         size: new_size,
-                        epoch,
+                        epoch: born,
                         tag: old.tag,
                         site: old.site & SITE_ID,
                     });

@@ -259,3 +259,40 @@ pub fn run_capture(test: &'static LeakTest, sites: bool, dhat: Option<&Path>) ->
     )
     .is_ok()
 }
+
+/// For the retainer-scan benchmark: in a scan process (started with
+/// [`env::SCAN`] set), runs `build` with sites captured, then scans the
+/// heap as a leak's scan does (every block, its retainers, their names);
+/// returns the scan's wall time and the sites it reported, or `None`
+/// outside a scan process or off Linux x86_64.
+pub fn time_scan(build: impl FnOnce()) -> Option<(std::time::Duration, usize)> {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        if !crate::retainers::active() {
+            return None;
+        }
+        crate::allocator::begin_capture();
+        let first_epoch = crate::allocator::epoch();
+        crate::allocator::with_stack_end(build);
+        crate::cycle::gc();
+        crate::allocator::end_capture();
+        let root = std::env::current_dir().unwrap_or_default();
+        let mut resolver = crate::sites::Resolver::new(&root);
+        let started = std::time::Instant::now();
+        let (evidence, _) = crate::retainers::scan(
+            crate::retainers::Ask {
+                first_epoch,
+                epochs: 1,
+                retainers: true,
+                preview: false,
+            },
+            &mut resolver,
+        );
+        Some((started.elapsed(), evidence.len()))
+    }
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    {
+        let _ = build;
+        None
+    }
+}

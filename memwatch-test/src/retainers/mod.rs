@@ -33,7 +33,7 @@ pub(crate) fn active() -> bool {
 }
 
 /// The heap as the analysis sees it: the census's blocks, those of the
-/// window (allocated or reallocated in its epochs) being the survivors.
+/// window (first allocated in its epochs) being the survivors.
 struct Census<'w> {
     world: &'w World<'w>,
     first_epoch: u32,

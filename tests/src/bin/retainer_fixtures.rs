@@ -149,6 +149,27 @@ async fn task_that_never_finishes_leaks() {
     std::mem::forget(tx);
 }
 
+struct Session {
+    token: [u8; 24],
+}
+
+#[memwatch_test::tagged]
+impl Session {
+    fn open(n: u8) -> Box<Session> {
+        Box::new(Session { token: [n; 24] })
+    }
+}
+
+#[allow(clippy::vec_box)]
+static OPEN: Mutex<Vec<Box<Session>>> = Mutex::new(Vec::new());
+
+#[leak_test(should_leak, sites, snapshot = false)]
+fn tagged_sessions_leak() {
+    let session = Session::open(3);
+    std::hint::black_box(&session.token);
+    OPEN.lock().unwrap().push(session);
+}
+
 /// A worker that holds its job's data on its stack and never ends.
 #[leak_test(should_leak, sites, snapshot = false)]
 fn parked_worker_holds_its_job_leaks() {
