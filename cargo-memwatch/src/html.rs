@@ -454,6 +454,17 @@ section.test { margin-bottom: 2em; }
             },
             5,
         );
+        let scanned = r
+            .sites
+            .as_ref()
+            .is_some_and(|s| s.sites.iter().any(|site| site.retention.is_some()));
+        if scanned {
+            let _ = write!(
+                s,
+                "<p class=\"note\">{}</p>",
+                esc(memwatch_report::report::CONSERVATIVE_SCAN)
+            );
+        }
         if !sites.is_empty() {
             let _ = write!(
                 s,
@@ -578,9 +589,10 @@ mod tests {
         let page = page(Path::new("run"), &[entry(r)]);
         assert!(page.contains("what: String"), "{page}");
         assert!(
-            page.contains("the static `app::AUDIT` (16 bytes into it)"),
+            page.contains("held (possibly): all 32 surviving blocks, from the static `app::AUDIT` (16 bytes into it)"),
             "{page}"
         );
+        assert!(page.contains("a conservative scan of the heap"), "{page}");
         assert!(
             page.contains("-&gt; String of 44 bytes allocated at app::remember&lt;T&gt; (src/lib.rs:16) [leaked]"),
             "{page}"

@@ -679,31 +679,34 @@ impl Retention {
             }
         };
         let lost = counts("lost", self.lost);
+        let chain = |out: &mut Vec<String>, steps: &[Step]| {
+            out.extend(steps.iter().map(|s| format!("  -> {}", s.describe())));
+        };
         match &self.example {
             Retainer::Path { root, steps } => {
                 let mut out = vec![format!(
-                    "held: {}, possibly (a conservative scan can take an integer for a pointer); the shortest path:",
-                    counts("reachable", self.reachable)
+                    "held (possibly): {}, from {}",
+                    counts("reachable", self.reachable),
+                    root.describe()
                 )];
-                out.push(format!("  {}", root.describe()));
-                out.extend(steps.iter().map(|s| format!("  -> {}", s.describe())));
+                chain(&mut out, steps);
                 out
             }
             Retainer::Cycle { steps } => {
                 let mut out = vec![format!(
-                    "lost: {lost}; this one is in a cycle of {} block{} that point at each other, and nothing else points at them:",
+                    "lost: {lost}; this one is in a cycle of {} block{} that point at each other, and nothing else points at them",
                     steps.len(),
                     plural(steps.len() as u64)
                 )];
-                out.extend(steps.iter().map(|s| format!("  -> {}", s.describe())));
+                chain(&mut out, steps);
                 out.push("  -> back to the first".to_owned());
                 out
             }
             Retainer::HeldByLost { steps } => {
                 let mut out = vec![format!(
-                    "lost: {lost}; only lost blocks point at this one, from one that nothing points at:"
+                    "lost: {lost}; only lost blocks point at this one (a forgotten block's, or a cycle's)"
                 )];
-                out.extend(steps.iter().map(|s| format!("  -> {}", s.describe())));
+                chain(&mut out, steps);
                 out
             }
             Retainer::Unreferenced => vec![format!(
@@ -719,6 +722,9 @@ impl Retention {
         }
     }
 }
+
+/// What a retention's "possibly" means, said once where paths are shown.
+pub const CONSERVATIVE_SCAN: &str = "what keeps blocks alive comes from a conservative scan of the heap: a word that looks like a pointer is taken for one, so a path is what possibly holds them; a block no path reaches is certainly lost";
 
 fn plural(n: u64) -> &'static str {
     if n == 1 {
@@ -785,7 +791,6 @@ impl Step {
                 e.index,
                 crate::format_bytes(e.size as f64)
             ),
-            Some(Position { offset, .. }) if offset > 0 => format!("{offset} bytes into "),
             _ => String::new(),
         };
         out.push_str(&format!(
@@ -803,6 +808,15 @@ impl Step {
         }
         if self.survivor {
             out.push_str(" [leaked]");
+        }
+        if let Some(Position {
+            offset,
+            element: None,
+        }) = self.next_at
+        {
+            if offset > 0 {
+                out.push_str(&format!(" (via its field at byte {offset})"));
+            }
         }
         out
     }

@@ -31,9 +31,11 @@ static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
 
 struct Session {
     id: u64,
-    user: String,
+    _user: String,
 }
 
+// Boxed on purpose: each session is a block of its own, as in a service.
+#[allow(clippy::vec_box)]
 static SESSIONS: Mutex<Vec<Box<Session>>> = Mutex::new(Vec::new());
 static BY_ID: OnceLock<Mutex<HashMap<u64, usize>>> = OnceLock::new();
 
@@ -62,7 +64,7 @@ fn build(blocks: usize) {
         }
         let session = Box::new(Session {
             id,
-            user: format!("user-{id:08}"),
+            _user: format!("user-{id:08}"),
         });
         if id % 8 == 1 {
             by_id.lock().unwrap().insert(session.id, kept.len());

@@ -542,6 +542,9 @@ fn write_sites(s: &mut String, report: &SiteReport) {
         s,
         "  allocated at (blocks still live after a capture run of {run}, per iteration):"
     );
+    if report.sites.iter().any(|site| site.retention.is_some()) {
+        let _ = writeln!(s, "    ({})", contract::CONSERVATIVE_SCAN);
+    }
     for (i, site) in report.sites.iter().take(5).enumerate() {
         let _ = writeln!(
             s,

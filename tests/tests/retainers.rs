@@ -339,8 +339,8 @@ fn the_failure_message_shows_the_retainer_path() {
     let format_line = line_of("let line = format!");
     for expected in [
         "what: String".to_owned(),
-        "held: all 32 surviving blocks, possibly (a conservative scan can take an integer for a pointer); the shortest path:".to_owned(),
-        "the static `retainer_fixtures::AUDIT` (16 bytes into it)".to_owned(),
+        "held (possibly): all 32 surviving blocks, from the static `retainer_fixtures::AUDIT` (16 bytes into it)".to_owned(),
+        "a conservative scan of the heap".to_owned(),
         "of a Vec's buffer of ".to_owned(),
         format!(
             "-> String of 44 bytes allocated at retainer_fixtures::log_request ({SOURCE}:{format_line}) [leaked]"

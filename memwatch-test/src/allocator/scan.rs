@@ -177,7 +177,10 @@ pub(crate) struct World<'a> {
 
 impl World<'_> {
     /// The index of the block that `word` points into, at its start or
-    /// inside it.
+    /// inside it. A 16-aligned address in a block's last 16 bytes is not
+    /// taken for a pointer to it: the C allocator's chunks overlap there,
+    /// and its own pointers to the next chunk's header (left in memory it
+    /// hands out, not yet written) land on such an address.
     #[inline]
     pub(crate) fn node_at(&self, word: usize) -> Option<usize> {
         let nodes = self.nodes;
@@ -187,7 +190,22 @@ impl World<'_> {
         }
         let i = nodes.partition_point(|n| n.addr <= word) - 1;
         let n = &nodes[i];
-        (word < n.addr + n.size.max(1)).then_some(i)
+        let end = n.addr + n.size.max(1);
+        let chunk_header = word % 16 == 0 && word > n.addr && word + 16 > end;
+        (word < end && !chunk_header).then_some(i)
+    }
+
+    /// The aligned word `offset` bytes into block `node`, when inside it.
+    #[inline]
+    pub(crate) fn node_word(&self, node: usize, offset: usize) -> Option<usize> {
+        let n = &self.nodes[node];
+        let p = n.addr.checked_add(offset)?;
+        if p % 8 != 0 || p + 8 > n.addr + n.size {
+            return None;
+        }
+        // SAFETY: `p..p + 8` lies inside the live block `node` (see
+        // `node_words`), and `p` is 8-aligned.
+        Some(unsafe { read_word(p) })
     }
 
     /// Calls `f(offset, word)` for every aligned word of block `node`.

@@ -30,6 +30,8 @@ pub(crate) trait Heap {
     fn block(&self, i: usize) -> Block;
     /// The block `word` points into, at its start or inside it.
     fn block_at(&self, word: usize) -> Option<usize>;
+    /// The aligned word `offset` bytes into block `i`, when inside it.
+    fn word(&self, i: usize, offset: usize) -> Option<usize>;
     /// Calls `f(offset, word)` for each aligned word of block `i`.
     fn block_words(&self, i: usize, f: &mut dyn FnMut(usize, usize));
     fn roots(&self) -> usize;
@@ -51,6 +53,10 @@ pub(crate) const MAX_SITES: usize = 64;
 pub(crate) const PREVIEW_BYTES: usize = 64;
 /// Lost survivors of a site tried for a cycle.
 const CYCLE_CANDIDATES: usize = 8;
+/// Most blocks one search for a cycle visits: a cycle that long is not
+/// shown whole anyway, and the search stays bounded on a heap of millions
+/// of lost blocks.
+const MAX_CYCLE_WALK: usize = 1 << 16;
 
 const UNSEEN: u32 = u32::MAX;
 const FROM_ROOT: u32 = 1 << 31;
@@ -139,10 +145,13 @@ pub(crate) struct Buffers {
     /// and their queue.
     mark: Vec<u32>,
     walk: Vec<u32>,
+    /// The walk from unreferenced lost blocks over lost blocks (made once,
+    /// when a site first needs it): where each block was reached from.
+    held: Vec<u32>,
+    held_queue: Vec<u32>,
+    held_walked: bool,
     /// Pointers to each block from lost blocks.
     indegree: Vec<u32>,
-    /// Offsets of sibling pointers, for the element stride.
-    siblings: Vec<usize>,
     pub findings: Vec<Finding>,
 }
 
@@ -156,8 +165,10 @@ impl Buffers {
             queue: Vec::with_capacity(blocks),
             mark: Vec::with_capacity(blocks),
             walk: Vec::with_capacity(blocks),
+            held: Vec::with_capacity(blocks),
+            held_queue: Vec::with_capacity(blocks),
+            held_walked: false,
             indegree: Vec::with_capacity(blocks),
-            siblings: Vec::with_capacity(4096),
             findings: Vec::with_capacity(MAX_SITES),
         }
     }
@@ -185,6 +196,7 @@ pub(crate) fn analyse(heap: &dyn Heap, sites: &[u32], buffers: &mut Buffers, pre
     fill(&mut b.mark, n, UNSEEN);
     b.queue.clear();
     b.walk.clear();
+    b.held_walked = false;
     b.findings.clear();
 
     // The walk from the roots; from the fallback roots only once every
@@ -337,7 +349,7 @@ fn path_to(heap: &dyn Heap, b: &mut Buffers, i: usize) -> Example {
         let next = chain.steps[k + 1].block as usize;
         let at = b.at[next];
         chain.steps[k].next_at = at;
-        chain.steps[k].element = element(heap, b, chain.steps[k].block as usize, at, next);
+        chain.steps[k].element = element(heap, chain.steps[k].block as usize, at, next);
     }
     if cut > 0 {
         // The root does not point at the first kept step.
@@ -354,47 +366,52 @@ fn path_to(heap: &dyn Heap, b: &mut Buffers, i: usize) -> Example {
     }
 }
 
-/// Whether `block`, which holds a pointer to `next` at `at`, looks like an
-/// array of equal elements: other words of it point to blocks like `next`
-/// (same site, else same size) at offsets a common stride apart. Then the
-/// pointer's element index and the stride.
-fn element(
-    heap: &dyn Heap,
-    b: &mut Buffers,
-    block: usize,
-    at: usize,
-    next: usize,
-) -> Option<(usize, usize)> {
-    let like = heap.block(next);
-    b.siblings.clear();
-    let room = b.siblings.capacity();
-    let siblings = &mut b.siblings;
-    heap.block_words(block, &mut |offset, word| {
-        if let Some(i) = heap.block_at(word) {
-            let other = heap.block(i);
-            let same = if like.site != 0 {
-                other.site == like.site
-            } else {
-                other.size == like.size
-            };
-            if same && siblings.len() < room {
-                siblings.push(offset);
-            }
-        }
-    });
-    if b.siblings.len() < 2 {
-        return None;
-    }
-    let stride = b.siblings.iter().fold(0, |g, &o| gcd(g, o.abs_diff(at)));
-    (stride >= 8 && stride <= heap.block(block).size).then_some((at / stride, stride))
-}
+/// Largest element stride tried (bytes).
+const MAX_STRIDE: usize = 1024;
 
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
+/// Whether `block`, which holds a pointer to `next` at `at`, looks like an
+/// array of equal elements: the smallest stride `s` such that the words
+/// `s` and `2s` bytes before and after `at` (those inside the block) point,
+/// more often than not and at least once, to blocks like `next` (of the
+/// same site; of the same size when `next` has no site). Then the
+/// pointer's element index (counted from the block's start) and `s`.
+fn element(heap: &dyn Heap, block: usize, at: usize, next: usize) -> Option<(usize, usize)> {
+    let like = heap.block(next);
+    let size = heap.block(block).size;
+    let alike = |offset: usize| {
+        heap.word(block, offset)
+            .and_then(|w| heap.block_at(w))
+            .map(|i| {
+                let other = heap.block(i);
+                if like.site != 0 {
+                    other.site == like.site
+                } else {
+                    other.size == like.size
+                }
+            })
+    };
+    (8..=MAX_STRIDE.min(size / 2))
+        .step_by(8)
+        .find(|&stride| {
+            let (mut yes, mut no) = (0, 0);
+            let neighbours = [
+                at.checked_sub(2 * stride),
+                at.checked_sub(stride),
+                Some(at + stride),
+                Some(at + 2 * stride),
+            ];
+            for offset in neighbours.into_iter().flatten() {
+                if offset + 8 > size {
+                    continue;
+                }
+                match alike(offset) {
+                    Some(true) => yes += 1,
+                    _ => no += 1,
+                }
+            }
+            yes > 0 && yes > no
+        })
+        .map(|stride| (at / stride, stride))
 }
 
 /// The shortest cycle of lost blocks through lost block `start`, found by
@@ -410,7 +427,7 @@ fn cycle_through(heap: &dyn Heap, b: &mut Buffers, start: usize) -> Option<Steps
     b.walk.push(start as u32);
     let mut head = 0;
     let mut closing = None;
-    while head < b.walk.len() && closing.is_none() {
+    while head < b.walk.len() && head < MAX_CYCLE_WALK && closing.is_none() {
         let from = b.walk[head] as usize;
         head += 1;
         let (order, queue, via) = (&mut b.mark, &mut b.walk, &b.via);
@@ -454,7 +471,7 @@ fn cycle_through(heap: &dyn Heap, b: &mut Buffers, start: usize) -> Option<Steps
             (start, last_at)
         };
         steps.steps[k].next_at = at;
-        steps.steps[k].element = element(heap, b, here, at, next);
+        steps.steps[k].element = element(heap, here, at, next);
     }
     Some(steps)
 }
@@ -471,36 +488,54 @@ fn offset_of(heap: &dyn Heap, from: usize, to: usize) -> usize {
 }
 
 /// For a lost block held only by lost blocks: the chain to it from a lost
-/// block that nothing points at, by a walk over lost blocks from all such.
+/// block that nothing points at, by a walk over lost blocks from all such;
+/// for one held only from a cycle, the chain from a block of that cycle.
 fn held_by_lost(heap: &dyn Heap, b: &mut Buffers, target: usize) -> Example {
-    let n = b.mark.len();
-    for &q in &b.walk {
-        if (q as usize) < n {
-            b.mark[q as usize] = UNSEEN;
-        }
-    }
-    b.walk.clear();
-    for i in 0..n {
-        if b.via[i] == UNSEEN && b.indegree[i] == 0 && b.walk.len() < b.walk.capacity() {
-            b.mark[i] = i as u32;
-            b.walk.push(i as u32);
-        }
-    }
-    let mut head = 0;
-    while head < b.walk.len() && b.mark[target] == UNSEEN {
-        let from = b.walk[head] as usize;
-        head += 1;
-        let (order, queue, via) = (&mut b.mark, &mut b.walk, &b.via);
-        heap.block_words(from, &mut |_, word| {
-            if let Some(i) = heap.block_at(word).filter(|&i| i < n && via[i] == UNSEEN) {
-                if order[i] == UNSEEN && queue.len() < queue.capacity() {
-                    order[i] = from as u32;
-                    queue.push(i as u32);
-                }
+    let n = b.via.len();
+    // One walk serves every site: from all lost blocks nothing points at,
+    // over lost blocks, each reached block noting where from.
+    if !b.held_walked {
+        b.held_walked = true;
+        fill(&mut b.held, n, UNSEEN);
+        b.held_queue.clear();
+        for i in 0..n {
+            if b.via[i] == UNSEEN
+                && b.indegree[i] == 0
+                && b.held_queue.len() < b.held_queue.capacity()
+            {
+                b.held[i] = i as u32;
+                b.held_queue.push(i as u32);
             }
-        });
+        }
+        // Then from the lost blocks still unreached, in address order: they
+        // are held only by cycles, and start chains of their own.
+        let mut head = 0;
+        let mut next_seed = 0;
+        loop {
+            while head < b.held_queue.len() {
+                let from = b.held_queue[head] as usize;
+                head += 1;
+                let (held, queue, via) = (&mut b.held, &mut b.held_queue, &b.via);
+                heap.block_words(from, &mut |_, word| {
+                    if let Some(i) = heap.block_at(word).filter(|&i| i < n && via[i] == UNSEEN) {
+                        if held[i] == UNSEEN && queue.len() < queue.capacity() {
+                            held[i] = from as u32;
+                            queue.push(i as u32);
+                        }
+                    }
+                });
+            }
+            while next_seed < n && (b.via[next_seed] != UNSEEN || b.held[next_seed] != UNSEEN) {
+                next_seed += 1;
+            }
+            if next_seed == n || b.held_queue.len() == b.held_queue.capacity() {
+                break;
+            }
+            b.held[next_seed] = next_seed as u32;
+            b.held_queue.push(next_seed as u32);
+        }
     }
-    if b.mark[target] == UNSEEN {
+    if b.held.get(target).is_none_or(|&h| h == UNSEEN) {
         return Example::Lost;
     }
     let mut reversed = [0u32; MAX_STEPS];
@@ -514,7 +549,7 @@ fn held_by_lost(heap: &dyn Heap, b: &mut Buffers, target: usize) -> Example {
         } else {
             cut += 1;
         }
-        let from = b.mark[cur] as usize;
+        let from = b.held[cur] as usize;
         if from == cur {
             break;
         }
@@ -533,7 +568,7 @@ fn held_by_lost(heap: &dyn Heap, b: &mut Buffers, target: usize) -> Example {
         );
         let at = offset_of(heap, here, next);
         steps.steps[k].next_at = at;
-        steps.steps[k].element = element(heap, b, here, at, next);
+        steps.steps[k].element = element(heap, here, at, next);
     }
     Example::HeldByLost(steps)
 }
@@ -593,6 +628,9 @@ mod tests {
             self.blocks
                 .iter()
                 .position(|b| (b.0.addr..b.0.addr + b.0.size).contains(&word))
+        }
+        fn word(&self, i: usize, offset: usize) -> Option<usize> {
+            self.blocks[i].1.get(offset / 8).copied()
         }
         fn block_words(&self, i: usize, f: &mut dyn FnMut(usize, usize)) {
             for (k, &w) in self.blocks[i].1.iter().enumerate() {
@@ -740,6 +778,30 @@ mod tests {
         let chain: Vec<u32> = steps.as_slice().iter().map(|s| s.block).collect();
         assert_eq!(chain, vec![h.index(forgotten), h.index(inner)]);
         assert_eq!(steps.steps[0].next_at, 8);
+    }
+
+    #[test]
+    fn what_a_cycle_holds_is_held_by_lost_from_a_block_of_the_cycle() {
+        let mut h = Fake::default();
+        let a = h.add(5, true, 2);
+        let b = h.add(5, true, 2);
+        let name = h.add(6, true, 1);
+        h.set(a, 0, b);
+        h.set(b, 0, a);
+        h.set(b, 1, name);
+        let f = h.run(&[6]);
+        let Example::HeldByLost(steps) = f[0].example else {
+            panic!("{:?}", f[0].example)
+        };
+        let chain: Vec<u32> = steps.as_slice().iter().map(|s| s.block).collect();
+        assert_eq!(*chain.last().unwrap(), h.index(name));
+        assert!(chain.len() >= 2, "{chain:?}");
+        assert!(
+            chain[..chain.len() - 1]
+                .iter()
+                .all(|&c| c == h.index(a) || c == h.index(b)),
+            "from the cycle: {chain:?}"
+        );
     }
 
     #[test]

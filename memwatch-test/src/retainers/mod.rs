@@ -62,6 +62,9 @@ impl graph::Heap for Census<'_> {
     fn block_at(&self, word: usize) -> Option<usize> {
         self.world.node_at(word)
     }
+    fn word(&self, i: usize, offset: usize) -> Option<usize> {
+        self.world.node_word(i, offset)
+    }
     fn block_words(&self, i: usize, f: &mut dyn FnMut(usize, usize)) {
         self.world.node_words(i, f)
     }
@@ -243,17 +246,23 @@ impl Names<'_, '_, '_> {
     }
 
     fn thread(&self, tid: i32) -> String {
+        let pid = std::process::id() as i32;
         // The kernel names the main thread after the program; Rust, `main`.
-        if tid as u32 == std::process::id() {
+        if tid == pid {
             return "main".to_owned();
         }
-        self.prepared
-            .threads
-            .iter()
-            .find(|(t, _)| *t == tid)
-            .map(|(_, name)| name.clone())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| format!("thread {tid}"))
+        let name_of = |tid: i32| {
+            self.prepared
+                .threads
+                .iter()
+                .find(|(t, _)| *t == tid)
+                .map(|(_, name)| name.as_str())
+        };
+        // A thread without a name of its own has the program's.
+        match name_of(tid) {
+            Some(name) if !name.is_empty() && Some(name) != name_of(pid) => name.to_owned(),
+            _ => format!("unnamed, {tid}"),
+        }
     }
 
     fn symbols(&mut self, module: usize) -> &symbols::Symbols {
