@@ -587,7 +587,8 @@ pub struct Root {
     /// The static's or the thread-local's path (`appcore::AUDIT`), when
     /// the symbol table names it; for a stack, the thread's name.
     pub name: String,
-    /// The thread, for a thread-local or a stack.
+    /// The thread, for a thread-local or a stack: its name, or `#` and its
+    /// id for a thread without a name (`#2606`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
     /// How far into the static or thread-local the pointer sits, in bytes.
@@ -749,16 +750,17 @@ impl Root {
         } else {
             String::new()
         };
-        let thread = self.thread.as_deref().unwrap_or("?");
+        let thread = match self.thread.as_deref() {
+            Some(id) if id.starts_with('#') => format!("an unnamed thread ({id})"),
+            Some(name) => format!("thread `{name}`"),
+            None => "a thread".to_owned(),
+        };
         match self.kind {
             RootKind::Static => format!("the static `{}`{into}", self.name),
             RootKind::ThreadLocal => {
-                format!(
-                    "the thread-local `{}` of thread `{thread}`{into}",
-                    self.name
-                )
+                format!("the thread-local `{}` of {thread}{into}", self.name)
             }
-            RootKind::Stack => format!("a local on the stack of thread `{thread}`"),
+            RootKind::Stack => format!("a local on the stack of {thread}"),
             RootKind::Foreign => format!(
                 "memory memwatch does not track, at {:#x} (a block from `System` or `malloc`, such as std's thread handles, or freed memory)",
                 self.offset

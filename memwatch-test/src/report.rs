@@ -545,6 +545,7 @@ fn write_sites(s: &mut String, report: &SiteReport) {
     if report.sites.iter().any(|site| site.retention.is_some()) {
         let _ = writeln!(s, "    ({})", contract::CONSERVATIVE_SCAN);
     }
+    let mut cycles_shown: Vec<Option<Vec<String>>> = Vec::new();
     for (i, site) in report.sites.iter().take(5).enumerate() {
         let _ = writeln!(
             s,
@@ -584,12 +585,19 @@ fn write_sites(s: &mut String, report: &SiteReport) {
             let _ = writeln!(s, "        what: {kind}");
         }
         if let Some(retention) = &site.retention {
-            // The whole story for the first sites, the headline after.
+            // The whole story for the first sites, the headline after; a
+            // cycle already shown is not shown again.
             let lines = retention.lines();
-            let shown = if i < 3 { lines.len() } else { 1 };
+            let cycle = cycle_blocks(retention);
+            let seen = cycle.is_some() && cycles_shown.contains(&cycle);
+            let shown = if i < 3 && !seen { lines.len() } else { 1 };
             for line in &lines[..shown] {
                 let _ = writeln!(s, "        {line}");
             }
+            if seen {
+                let _ = writeln!(s, "          (the cycle shown above)");
+            }
+            cycles_shown.push(cycle);
         }
         if let Some(preview) = &site.preview {
             let _ = writeln!(s, "        preview of one: {}", preview.render());
@@ -609,6 +617,25 @@ fn write_sites(s: &mut String, report: &SiteReport) {
             "    ({} blocks found no room in the site table)",
             report.unattributed_blocks
         );
+    }
+}
+
+/// The blocks of a retention's cycle, in an order of their own (a cycle
+/// has no first block): for telling that two sites' cycles are one.
+fn cycle_blocks(retention: &contract::Retention) -> Option<Vec<String>> {
+    match &retention.example {
+        contract::Retainer::Cycle { steps } => {
+            let mut blocks: Vec<String> = steps
+                .iter()
+                .map(|s| {
+                    let site = s.site.as_ref().map(|f| f.describe());
+                    format!("{} {:?}", s.bytes, site)
+                })
+                .collect();
+            blocks.sort();
+            Some(blocks)
+        }
+        _ => None,
     }
 }
 

@@ -264,6 +264,7 @@ fn kind_of(function: &str) -> Option<&'static str> {
         ("alloc::fmt::format", "String"),
         ("alloc::string::", "String"),
         ("<str as alloc::borrow::ToOwned>", "String"),
+        ("ToOwned for str>", "String"),
         ("ToString>::to_string", "String"),
         ("alloc::ffi::c_str::CString", "CString"),
         ("alloc::collections::vec_deque::", "a VecDeque's buffer"),

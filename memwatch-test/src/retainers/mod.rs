@@ -261,7 +261,7 @@ impl Names<'_, '_, '_> {
         // A thread without a name of its own has the program's.
         match name_of(tid) {
             Some(name) if !name.is_empty() && Some(name) != name_of(pid) => name.to_owned(),
-            _ => format!("unnamed, {tid}"),
+            _ => format!("#{tid}"),
         }
     }
 
