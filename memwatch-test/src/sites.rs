@@ -253,29 +253,34 @@ impl Stack {
     }
 }
 
-/// The kind of value a function of std (or of hashbrown) allocates for.
+/// The kind of value a function of std (or of hashbrown) allocates for,
+/// from its path's start: generic arguments (`Map<alloc::string::String,
+/// Value>::insert`) say nothing of what the function allocates.
 fn kind_of(function: &str) -> Option<&'static str> {
     const KINDS: &[(&str, &str)] = &[
-        ("alloc::rc::Rc<", "Rc<_>"),
-        ("alloc::rc::Weak<", "Rc<_>"),
-        ("alloc::sync::Arc<", "Arc<_>"),
-        ("alloc::sync::Weak<", "Arc<_>"),
-        ("alloc::boxed::Box<", "Box<_>"),
+        ("alloc::rc::", "Rc<_>"),
+        ("alloc::sync::", "Arc<_>"),
+        ("alloc::boxed::", "Box<_>"),
         ("alloc::fmt::format", "String"),
         ("alloc::string::", "String"),
-        ("<str as alloc::borrow::ToOwned>", "String"),
-        ("ToOwned for str>", "String"),
-        ("ToString>::to_string", "String"),
-        ("alloc::ffi::c_str::CString", "CString"),
+        ("alloc::str::", "String"),
+        ("str as alloc::borrow::ToOwned>", "String"),
+        ("alloc::ffi::c_str::", "CString"),
         ("alloc::collections::vec_deque::", "a VecDeque's buffer"),
         ("alloc::collections::btree::", "a BTreeMap's node"),
         ("std::collections::hash::", "a HashMap's table"),
         ("hashbrown::", "a HashMap's table"),
         ("alloc::vec::", "a Vec's buffer"),
+        ("alloc::raw_vec::", "a Vec's buffer"),
+        ("alloc::slice::", "a Vec's buffer"),
     ];
+    if function.starts_with('<') && function.contains(" as alloc::string::ToString>::") {
+        return Some("String");
+    }
+    let path = function.trim_start_matches('<');
     KINDS
         .iter()
-        .find(|(pattern, _)| function.contains(pattern))
+        .find(|(prefix, _)| path.starts_with(prefix))
         .map(|(_, kind)| *kind)
 }
 
@@ -293,6 +298,18 @@ fn story_rank(r: &Retention) -> (u8, usize, Vec<String>) {
         Retainer::Unknown { .. } => (5, 0),
     };
     (kind, steps, r.lines())
+}
+
+/// What blocks are, from the kind of value their stack made and the tag
+/// they were allocated under: `Box<_> (tagged Session)`. A tag names the
+/// code that allocated (everything `Session::open` allocates, serde's
+/// nodes included), not the block's type, so both are said.
+pub(crate) fn what(kind: Option<String>, tag: Option<&str>) -> Option<String> {
+    match (kind, tag) {
+        (Some(kind), Some(tag)) => Some(format!("{kind} (tagged {tag})")),
+        (None, Some(tag)) => Some(format!("a block (tagged {tag})")),
+        (kind, None) => kind,
+    }
 }
 
 /// A site's raw figures and what a scan found about its blocks.
@@ -360,7 +377,7 @@ pub(crate) fn report(
                     let mut backtrace = stack.visible();
                     backtrace.truncate(BACKTRACE_FRAMES);
                     let site = Site {
-                        kind: e.tag.or_else(|| stack.kind()),
+                        kind: what(stack.kind(), e.tag.as_deref()),
                         frame,
                         allocated_in,
                         spawned_by,
@@ -558,6 +575,35 @@ mod tests {
             line: Some(1),
             kind,
         }
+    }
+
+    #[test]
+    fn kinds_come_from_the_start_of_std_s_paths_not_their_generics() {
+        assert_eq!(kind_of("alloc::rc::Rc<T>::new"), Some("Rc<_>"));
+        assert_eq!(
+            kind_of("<alloc::vec::Vec<T,A> as core::clone::Clone>::clone"),
+            Some("a Vec's buffer")
+        );
+        assert_eq!(
+            kind_of("<str as alloc::borrow::ToOwned>::to_owned"),
+            Some("String")
+        );
+        assert_eq!(
+            kind_of("<T as alloc::string::ToString>::to_string"),
+            Some("String")
+        );
+        assert_eq!(
+            kind_of("alloc::collections::btree::map::BTreeMap<K,V,A>::insert"),
+            Some("a BTreeMap's node")
+        );
+        assert_eq!(
+            kind_of("serde_json::map::Map<alloc::string::String,serde_json::value::Value>::insert"),
+            None
+        );
+        assert_eq!(
+            kind_of("<core::iter::adapters::map::Map<I,F> as alloc::string::ToString>"),
+            None
+        );
     }
 
     #[test]

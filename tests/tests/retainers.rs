@@ -158,13 +158,13 @@ fn a_waiter_list_behind_a_static_is_held_through_two_blocks() {
 fn a_tagged_type_is_named_by_its_tag() {
     let test = "tagged_sessions_leak";
     let sessions = site(test, "Box::new(Session { token");
-    assert_eq!(sessions["kind"], "Session");
+    assert_eq!(sessions["kind"], "Box<_> (tagged Session)");
     assert_path(
         test,
         sessions,
         "static",
         "retainer_fixtures::OPEN",
-        &["a Vec's buffer", "Session"],
+        &["a Vec's buffer", "Box<_> (tagged Session)"],
     );
 }
 

@@ -177,15 +177,20 @@ pub(crate) struct World<'a> {
 
 impl World<'_> {
     /// The index of the block that `word` points into, at its start or
-    /// inside it. A 16-aligned address in a block's last 16 bytes is not
-    /// taken for a pointer to it: the C allocator's chunks overlap there,
-    /// and its own pointers to the next chunk's header (left in memory it
-    /// hands out, not yet written) land on such an address.
+    /// inside it. Two kinds of words are not taken for pointers:
+    ///
+    /// - an address that is not 8-aligned: a pointer to a byte in the
+    ///   middle of a block (a `&str` into a `String`) is kept with one to
+    ///   its start, while an enum's tag byte under stale padding (left by
+    ///   a move from the stack) reads as such an address;
+    /// - a 16-aligned address in a block's last 16 bytes: the C allocator's
+    ///   chunks overlap there, and its own pointers to the next chunk's
+    ///   header (left in memory it hands out, not yet written) land on one.
     #[inline]
     pub(crate) fn node_at(&self, word: usize) -> Option<usize> {
         let nodes = self.nodes;
         let first = nodes.first()?;
-        if word < first.addr {
+        if word < first.addr || word % 8 != 0 {
             return None;
         }
         let i = nodes.partition_point(|n| n.addr <= word) - 1;

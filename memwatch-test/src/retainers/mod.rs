@@ -360,10 +360,13 @@ impl Names<'_, '_, '_> {
                     bytes: node.size as u64,
                     site,
                     allocated_in,
-                    what: (node.tag != 0)
-                        .then(|| self.tags.get(&node.tag).cloned())
-                        .flatten()
-                        .or_else(|| stack.as_ref().and_then(|s| s.kind())),
+                    what: crate::sites::what(
+                        stack.as_ref().and_then(|s| s.kind()),
+                        self.tags
+                            .get(&node.tag)
+                            .filter(|_| node.tag != 0)
+                            .map(String::as_str),
+                    ),
                     survivor: node.site != 0
                         && allocator::epochs_between(self.first_epoch, node.epoch) < self.epochs,
                     next_at: (cycle || !last).then_some(Position {
