@@ -566,6 +566,7 @@ mod tests {
                 retention: Some(Retention {
                     reachable: 32,
                     lost: 0,
+                    unseen: None,
                     example: Retainer::Path {
                         root: Root {
                             kind: RootKind::Static,

@@ -533,11 +533,17 @@ pub struct Site {
 pub struct Retention {
     /// Surviving blocks of the site a path from a root reaches.
     pub reachable: u64,
-    /// Surviving blocks of the site no path from a root reaches.
+    /// Surviving blocks of the site no path from a root reaches: lost,
+    /// unless `unseen` says the scan missed a root.
     pub lost: u64,
     /// One surviving block's story: the shortest path to a reachable one,
     /// or the cycle of a lost one.
     pub example: Retainer,
+    /// Why the scan did not see every root, when it did not (a thread it
+    /// could not stop): then a block it did not reach may be held from
+    /// what it missed, and is not called lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen: Option<String>,
 }
 
 /// How one surviving block is kept, or why nothing keeps it.
@@ -662,7 +668,7 @@ impl Retention {
     ///
     /// ```
     /// use memwatch_report::report::{Retention, Retainer};
-    /// let r = Retention { reachable: 0, lost: 3, example: Retainer::Unreferenced };
+    /// let r = Retention { reachable: 0, lost: 3, example: Retainer::Unreferenced, unseen: None };
     /// assert_eq!(
     ///     r.lines()[0],
     ///     "lost: all 3 surviving blocks; nothing points at this one (forgotten, or leaked and its pointer dropped)"
@@ -691,6 +697,17 @@ impl Retention {
                     root.describe()
                 )];
                 chain(&mut out, steps);
+                match &self.unseen {
+                    Some(why) if self.lost > 0 => out.push(format!(
+                        "  ({} more not reached, and not lost for certain: the scan did not see everything: {why})",
+                        self.lost
+                    )),
+                    _ if self.lost > 0 => out.push(format!(
+                        "  ({} more lost: no path reaches them)",
+                        self.lost
+                    )),
+                    _ => {}
+                }
                 out
             }
             Retainer::Cycle { steps } => {

@@ -570,8 +570,12 @@ pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> 
         }
     }
 
-    // Last, the C allocator's heap: the mappings that hold blocks.
-    for &(start, end) in &prepared.maps {
+    // Last, the C allocator's heap: the mappings that hold blocks. Only
+    // with every other thread stopped: one still running could free C
+    // memory, and the C allocator give a mapping back, while it is read.
+    // (It cannot free a block of the census: that waits for the census's
+    // lock, which this thread holds.)
+    for &(start, end) in prepared.maps.iter().filter(|_| complete) {
         let first = prepared.nodes.partition_point(|n| n.addr < start);
         if prepared.nodes.get(first).is_some_and(|n| n.addr < end) {
             add(

@@ -18,6 +18,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use memwatch_report::env;
 
@@ -156,43 +157,76 @@ pub(crate) struct ScanRequest {
 
 /// Runs `test`'s capture window in a new process of this binary that
 /// keeps every block from its start, and scans its heap at the window's
-/// end; the sites it found, or why there are none.
-pub(crate) fn run_scan(test: &LeakTest, request: ScanRequest) -> Result<SiteReport, String> {
+/// end; the sites it found, or why there are none. A scan process still
+/// running after `timeout` is killed.
+pub(crate) fn run_scan(
+    test: &LeakTest,
+    request: ScanRequest,
+    timeout: Duration,
+) -> Result<SiteReport, String> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let file = std::env::temp_dir().join(format!(
-        "memwatch-{}-{}.scan.json",
+    let stem = std::env::temp_dir().join(format!(
+        "memwatch-{}-{}.scan",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    let json = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
-    std::fs::write(&file, json).map_err(|e| format!("could not write {}: {e}", file.display()))?;
-    let exe =
-        std::env::current_exe().map_err(|e| format!("could not find this test binary: {e}"))?;
-    let ran = Command::new(&exe)
-        .arg(test.full_name())
-        .env(env::SCAN, &file)
-        .env_remove(env::CHILD)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output();
-    let found = std::fs::read(&file);
-    let _ = std::fs::remove_file(&file);
-    let child = ran.map_err(|e| format!("could not start {}: {e}", exe.display()))?;
-    let report = found
-        .ok()
-        .filter(|_| child.status.success())
-        .and_then(|bytes| serde_json::from_slice::<SiteReport>(&bytes).ok());
-    report.ok_or_else(|| {
-        format!(
-            "the scan process ended without its findings ({}){}",
-            memwatch_report::describe_exit(&child.status),
-            match printed(&child) {
-                p if p.is_empty() => String::new(),
-                p => format!(":\n{p}"),
+    let file = stem.with_extension("scan.json");
+    let log = stem.with_extension("scan.log");
+    let result = (|| {
+        let json = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+        std::fs::write(&file, json)
+            .map_err(|e| format!("could not write {}: {e}", file.display()))?;
+        let exe =
+            std::env::current_exe().map_err(|e| format!("could not find this test binary: {e}"))?;
+        // Its output goes to a file: a pipe nobody reads while waiting
+        // could fill and stop it.
+        let out = std::fs::File::create(&log)
+            .map_err(|e| format!("could not write {}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut child = Command::new(&exe)
+            .arg(test.full_name())
+            .env(env::SCAN, &file)
+            .env_remove(env::CHILD)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", exe.display()))?;
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() > timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "the scan process was still running after {}s, and was stopped",
+                        timeout.as_secs()
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => return Err(format!("could not wait for the scan process: {e}")),
             }
-        )
-    })
+        };
+        let printed = std::fs::read_to_string(&log).unwrap_or_default();
+        std::fs::read(&file)
+            .ok()
+            .filter(|_| status.success())
+            .and_then(|bytes| serde_json::from_slice::<SiteReport>(&bytes).ok())
+            .ok_or_else(|| {
+                format!(
+                    "the scan process ended without its findings ({}){}",
+                    memwatch_report::describe_exit(&status),
+                    match printed.trim() {
+                        "" => String::new(),
+                        p => format!(":\n{p}"),
+                    }
+                )
+            })
+    })();
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&log);
+    result
 }
 
 /// The scan process's side: runs the capture window of the test named by

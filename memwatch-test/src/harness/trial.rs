@@ -61,7 +61,10 @@ pub(crate) fn execute(test: &'static LeakTest, config: &Config) -> TrialResult {
             retainers: outcome.verdict.is_leak(),
             preview: config.preview,
         };
-        match isolate::run_scan(test, request) {
+        // The scan runs at most the iterations of the first run, plus a
+        // process start and the scan: far less than this.
+        let timeout = std::time::Duration::from_secs(60) + outcome.duration * 2;
+        match isolate::run_scan(test, request, timeout) {
             Ok(sites) => outcome.sites = Some(sites),
             Err(why) => outcome.sites_error = Some(why),
         }

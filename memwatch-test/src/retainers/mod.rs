@@ -242,6 +242,7 @@ impl Names<'_, '_, '_> {
             reachable: f.reachable,
             lost: f.lost,
             example,
+            unseen: (!complete).then(|| because.to_owned()),
         }
     }
 
@@ -251,16 +252,23 @@ impl Names<'_, '_, '_> {
         if tid == pid {
             return "main".to_owned();
         }
+        // Read now, after the scan: a thread stopped as it started may
+        // not have named itself yet when the threads were listed.
         let name_of = |tid: i32| {
-            self.prepared
-                .threads
-                .iter()
-                .find(|(t, _)| *t == tid)
-                .map(|(_, name)| name.as_str())
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+                .map(|s| s.trim_end().to_owned())
+                .ok()
+                .or_else(|| {
+                    self.prepared
+                        .threads
+                        .iter()
+                        .find(|(t, _)| *t == tid)
+                        .map(|(_, name)| name.clone())
+                })
         };
         // A thread without a name of its own has the program's.
         match name_of(tid) {
-            Some(name) if !name.is_empty() && Some(name) != name_of(pid) => name.to_owned(),
+            Some(name) if !name.is_empty() && Some(&name) != name_of(pid).as_ref() => name,
             _ => format!("#{tid}"),
         }
     }

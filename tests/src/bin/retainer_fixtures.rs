@@ -183,6 +183,38 @@ fn parked_worker_holds_its_job_leaks() {
         .unwrap();
 }
 
+/// A worker that blocks every signal, so the scan cannot stop it: what it
+/// holds on its stack is unseen, and the scan must not call it lost.
+#[leak_test(should_leak, sites, snapshot = false)]
+fn worker_blocking_signals_leaks() {
+    let job = vec![8u64; 24];
+    std::thread::spawn(move || {
+        // SAFETY: a zeroed set filled by `sigfillset`, applied to this
+        // thread only.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+        }
+        loop {
+            std::hint::black_box(&job);
+            std::thread::park();
+        }
+    });
+}
+
+/// The same leak as a failing test whose scan process dies: the failure
+/// still says what leaked, and why its sites are missing.
+#[leak_test(ignore, snapshot = false)]
+fn scan_process_crash_fails() {
+    // The harness sets this in the scan process only.
+    if std::env::var_os("MEMWATCH_SCAN").is_some() {
+        std::process::abort();
+    }
+    let n = AUDIT.lock().unwrap().len();
+    log_request(n);
+}
+
 #[leak_test(sites, snapshot = false)]
 fn bounded_cache_with_sites_is_clean() {
     thread_local! {
