@@ -72,6 +72,8 @@
 //! - Survivors are kept per cycle for the last 2047 cycles; older cycles are
 //!   gathered in one figure.
 //! - Up to 254 tag names are told apart; further names share one row.
+//! - What keeps a leak alive (retainer paths) is found on Linux x86_64
+//!   only, by a conservative scan: see the README's "What keeps it alive".
 #![warn(missing_docs)]
 
 extern crate self as memwatch_test;

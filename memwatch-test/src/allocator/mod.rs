@@ -25,9 +25,20 @@
 //! The hot path touches one const-initialised thread-local without `Drop`
 //! ([`LOCAL`]), reads the global epoch with a relaxed load, takes no lock and
 //! never allocates.
+//!
+//! Three modes ride on the epoch word, so the hot path learns them with the
+//! same load: capture (each block's stack goes to the site table), DHAT
+//! (blocks go to `dhat::Alloc`) and scan. Only a scan process (one the
+//! harness starts to find what keeps a leak alive) has the scan mode, for
+//! its whole life: each counted block is entered in the census ([`census`])
+//! and every block is zeroed when freed, so that [`scan`] can walk the heap
+//! at the end of the capture window. Those paths are cold and may take the
+//! census's lock; a plain run never reaches them.
 
 #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
 pub(crate) mod census;
+#[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+mod objects;
 #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
 pub(crate) mod scan;
 #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]

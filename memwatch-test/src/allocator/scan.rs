@@ -635,62 +635,36 @@ fn is_c_runtime(path: &str) -> bool {
 /// The loaded objects, their writable segments and thread-local blocks.
 fn modules() -> Vec<Module> {
     let mut out: Vec<Module> = Vec::new();
-    // SAFETY: `dl_iterate_phdr` calls `collect` once per loaded object with
-    // a valid `dl_phdr_info` and the `data` pointer given here, which points
-    // to `out`, alive and not otherwise borrowed during the call.
-    unsafe {
-        libc::dl_iterate_phdr(Some(collect), (&mut out as *mut Vec<Module>).cast());
-    }
-    out
-}
-
-/// `dl_iterate_phdr`'s callback: adds the object to the `Vec` behind
-/// `data`. Returns 0 to go on with the next object.
-unsafe extern "C" fn collect(
-    info: *mut libc::dl_phdr_info,
-    _size: libc::size_t,
-    data: *mut libc::c_void,
-) -> libc::c_int {
-    // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of
-    // the call, and `data` is the `Vec` that `modules` passed.
-    let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<Module>>()) };
-    // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of the
-    // object, mapped for as long as it is loaded.
-    let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
-    let bias = info.dlpi_addr as usize;
-    let writable = headers
-        .iter()
-        .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W != 0)
-        .map(|h| {
-            let start = bias + h.p_vaddr as usize;
-            (start, start + h.p_memsz as usize)
-        })
-        .collect();
-    let tls = headers
-        .iter()
-        .find(|h| h.p_type == libc::PT_TLS)
-        .filter(|_| !info.dlpi_tls_data.is_null())
-        .map(|h| (info.dlpi_tls_data as usize, h.p_memsz as usize));
-    let path = if info.dlpi_name.is_null() {
-        String::new()
-    } else {
-        // SAFETY: a non-null `dlpi_name` is a NUL-terminated string, valid
-        // for the call.
-        unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    // The first object, with an empty name, is the program itself.
-    let path = if path.is_empty() && out.is_empty() {
-        "/proc/self/exe".to_owned()
-    } else {
-        path
-    };
-    out.push(Module {
-        path,
-        bias,
-        writable,
-        tls,
+    super::objects::for_each(|object| {
+        let bias = object.bias as usize;
+        let writable = object
+            .headers
+            .iter()
+            .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W != 0)
+            .map(|h| {
+                let start = bias + h.p_vaddr as usize;
+                (start, start + h.p_memsz as usize)
+            })
+            .collect();
+        let tls = object
+            .headers
+            .iter()
+            .find(|h| h.p_type == libc::PT_TLS)
+            .filter(|_| object.tls_data != 0)
+            .map(|h| (object.tls_data, h.p_memsz as usize));
+        // The first object, with an empty name, is the program itself.
+        let path = if object.name.is_empty() && out.is_empty() {
+            "/proc/self/exe".to_owned()
+        } else {
+            object.name.clone()
+        };
+        out.push(Module {
+            path,
+            bias,
+            writable,
+            tls,
+        });
+        true
     });
-    0
+    out
 }

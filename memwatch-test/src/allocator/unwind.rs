@@ -13,10 +13,10 @@
 //! while a window is open is not seen until the next window.
 
 use std::cell::UnsafeCell;
-use std::ffi::CStr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
+use super::objects;
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{
     ExplicitModuleSectionInfo, FrameAddress, Module, MustNotAllocateDuringUnwind, Unwinder,
@@ -70,25 +70,11 @@ pub(super) fn prepare() {
 
 /// glibc's counts of objects loaded and unloaded so far.
 fn loader_counts() -> (u64, u64) {
-    unsafe extern "C" fn first(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut libc::c_void,
-    ) -> libc::c_int {
-        // SAFETY: `info` is valid for the call; `data` is the tuple that
-        // `loader_counts` passed.
-        unsafe {
-            let info = &*info;
-            *data.cast::<(u64, u64)>() = (info.dlpi_adds, info.dlpi_subs);
-        }
-        1
-    }
-    let mut counts = (0u64, 0u64);
-    // SAFETY: `first` is called with a valid `info` and the pointer to
-    // `counts`, alive for the call; it returns 1 to stop after one object.
-    unsafe {
-        libc::dl_iterate_phdr(Some(first), (&mut counts as *mut (u64, u64)).cast());
-    }
+    let mut counts = (0, 0);
+    objects::for_each(|object| {
+        counts = object.loads;
+        false
+    });
     counts
 }
 
@@ -197,38 +183,17 @@ pub(super) fn trace(frames: &mut [usize], stack_end: usize) -> Walk {
 /// The loaded objects with unwind information, as framehop modules whose
 /// sections are read in place.
 fn modules() -> Vec<Module<Data>> {
-    let mut out: Vec<Module<Data>> = Vec::new();
-    // SAFETY: `dl_iterate_phdr` calls `collect` once per loaded object with
-    // a valid `dl_phdr_info` and the `data` pointer given here, which points
-    // to `out`, alive and not otherwise borrowed during the call.
-    unsafe {
-        libc::dl_iterate_phdr(Some(collect), (&mut out as *mut Vec<Module<Data>>).cast());
-    }
+    let mut out = Vec::new();
+    objects::for_each(|object| {
+        out.extend(module_of(object));
+        true
+    });
     out
 }
 
-/// `dl_iterate_phdr`'s callback: adds the object's module to the `Vec`
-/// behind `data`. Returns 0 to go on with the next object.
-unsafe extern "C" fn collect(
-    info: *mut libc::dl_phdr_info,
-    _size: libc::size_t,
-    data: *mut libc::c_void,
-) -> libc::c_int {
-    // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of
-    // the call, and `data` is the `Vec` that `modules` passed.
-    let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<Module<Data>>>()) };
-    // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of the
-    // object, mapped for as long as it is loaded.
-    let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
-    if let Some(module) = module_of(info, headers) {
-        out.push(module);
-    }
-    0
-}
-
 /// The framehop module of one loaded object, when it has `.eh_frame_hdr`.
-fn module_of(info: &libc::dl_phdr_info, headers: &[libc::Elf64_Phdr]) -> Option<Module<Data>> {
-    let base = info.dlpi_addr;
+fn module_of(object: &objects::Object<'_>) -> Option<Module<Data>> {
+    let (base, headers) = (object.bias, object.headers);
     let hdr = headers.iter().find(|h| h.p_type == libc::PT_GNU_EH_FRAME)?;
     let loads: Vec<&libc::Elf64_Phdr> = headers
         .iter()
@@ -262,14 +227,7 @@ fn module_of(info: &libc::dl_phdr_info, headers: &[libc::Elf64_Phdr]) -> Option<
             eh_frame_svma.end - eh_frame_svma.start,
         )
     };
-    let name = if info.dlpi_name.is_null() {
-        String::new()
-    } else {
-        // SAFETY: a non-null `dlpi_name` is a NUL-terminated string.
-        unsafe { CStr::from_ptr(info.dlpi_name) }
-            .to_string_lossy()
-            .into_owned()
-    };
+    let name = object.name.clone();
     let sections = ExplicitModuleSectionInfo {
         base_svma: 0,
         text_svma: Some(text.clone()),

@@ -101,6 +101,22 @@ pub(crate) fn run_in_child(test: &LeakTest, output: OutputMode) -> TrialResult {
     }
 }
 
+/// The test a child process (started with `variable` set) is to run: the
+/// one its first argument names; exit code 2, said why, without one.
+fn named_test(variable: &str) -> Result<&'static LeakTest, ExitCode> {
+    let Some(name) = std::env::args().nth(1) else {
+        eprintln!("error: {variable} is set, but no test is named");
+        return Err(ExitCode::from(2));
+    };
+    registry::all()
+        .into_iter()
+        .find(|t| t.full_name() == name)
+        .ok_or_else(|| {
+            eprintln!("error: no leak test named `{name}` in this binary");
+            ExitCode::from(2)
+        })
+}
+
 fn no_result(name: String, why: String) -> TrialResult {
     TrialResult {
         failure: Some(why),
@@ -122,13 +138,9 @@ fn printed(child: &Output) -> String {
 /// The child's side: runs the test named by the first argument and writes
 /// its result to `result_file`.
 pub(crate) fn child(config: &Config, result_file: PathBuf) -> ExitCode {
-    let Some(name) = std::env::args().nth(1) else {
-        eprintln!("error: {} is set, but no test is named", env::CHILD);
-        return ExitCode::from(2);
-    };
-    let Some(test) = registry::all().into_iter().find(|t| t.full_name() == name) else {
-        eprintln!("error: no leak test named `{name}` in this binary");
-        return ExitCode::from(2);
+    let test = match named_test(env::CHILD) {
+        Ok(test) => test,
+        Err(code) => return code,
     };
     let result = trial::execute(test, config);
     let written = serde_json::to_vec(&result)
@@ -232,13 +244,9 @@ pub(crate) fn run_scan(
 /// The scan process's side: runs the capture window of the test named by
 /// the first argument as `file` asks, and writes the sites there.
 pub(crate) fn scan_child(config: &Config, file: PathBuf) -> ExitCode {
-    let Some(name) = std::env::args().nth(1) else {
-        eprintln!("error: {} is set, but no test is named", env::SCAN);
-        return ExitCode::from(2);
-    };
-    let Some(test) = registry::all().into_iter().find(|t| t.full_name() == name) else {
-        eprintln!("error: no leak test named `{name}` in this binary");
-        return ExitCode::from(2);
+    let test = match named_test(env::SCAN) {
+        Ok(test) => test,
+        Err(code) => return code,
     };
     let request: ScanRequest = match std::fs::read(&file)
         .map_err(|e| e.to_string())
