@@ -269,3 +269,57 @@ pub(crate) fn missing() -> u64 {
 pub(crate) fn active() -> bool {
     super::EPOCH.load(Relaxed) & super::SCAN_BIT != 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blocks at made-up addresses: the table is only read by a scan, which
+    /// no unit test starts.
+    fn entry(k: usize) -> Entry {
+        Entry {
+            addr: 0x7000_0000_0000 + k * 48,
+            size: k,
+            epoch: k as u32,
+            tag: 0,
+            site: 1,
+        }
+    }
+
+    #[test]
+    fn entries_survive_growth_and_removal_in_any_order() {
+        let mut census = lock();
+        let before = census.len();
+        let n = 20_000;
+        for k in 0..n {
+            assert!(census.insert(entry(k)));
+        }
+        assert_eq!(census.len(), before + n);
+        // Remove every third, from the end, so runs shift backwards.
+        for k in (0..n).rev().filter(|k| k % 3 == 0) {
+            assert_eq!(census.remove(entry(k).addr), Some(entry(k)));
+        }
+        assert_eq!(census.remove(entry(0).addr), None, "removed once");
+        let mut left = Vec::new();
+        census.for_each(|e| {
+            if e.addr >= entry(0).addr && e.addr <= entry(n).addr {
+                left.push(*e);
+            }
+        });
+        left.sort_by_key(|e| e.addr);
+        let expected: Vec<Entry> = (0..n).filter(|k| k % 3 != 0).map(entry).collect();
+        assert_eq!(left, expected);
+        // Re-entering an address replaces its entry.
+        assert!(census.insert(Entry {
+            size: 1,
+            ..entry(1)
+        }));
+        assert_eq!(census.remove(entry(1).addr).map(|e| e.size), Some(1));
+        for e in expected.iter().skip(1) {
+            assert!(census.remove(e.addr).is_some());
+        }
+        assert_eq!(census.len(), before);
+        let (start, end) = census.memory();
+        assert!(end > start, "the table lives in a mapping of its own");
+    }
+}

@@ -79,6 +79,9 @@ pub(crate) struct Module {
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub modules: Vec<Module>,
+    /// Whether `/proc/self/task` could be read: without it the other
+    /// threads are unknown, and not stopped.
+    threads_listed: bool,
     /// The threads to stop, with their names.
     pub threads: Vec<(i32, String)>,
     /// Readable and writable mappings, sorted.
@@ -115,7 +118,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) fn prepare() -> Prepared {
     let modules = modules();
     let mut threads = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+    let listed = std::fs::read_dir("/proc/self/task");
+    let threads_listed = listed.is_ok();
+    if let Ok(dir) = listed {
         for entry in dir.flatten() {
             let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
                 continue;
@@ -146,6 +151,7 @@ pub(crate) fn prepare() -> Prepared {
     maps.sort_unstable();
     let blocks = census::lock().len();
     Prepared {
+        threads_listed,
         regions: Vec::with_capacity(
             modules.iter().map(|m| m.writable.len()).sum::<usize>()
                 + 2 * threads.len()
@@ -190,14 +196,12 @@ impl World<'_> {
     pub(crate) fn node_at(&self, word: usize) -> Option<usize> {
         let nodes = self.nodes;
         let first = nodes.first()?;
-        if word < first.addr || word % 8 != 0 {
+        if word < first.addr {
             return None;
         }
         let i = nodes.partition_point(|n| n.addr <= word) - 1;
         let n = &nodes[i];
-        let end = n.addr + n.size.max(1);
-        let chunk_header = word % 16 == 0 && word > n.addr && word + 16 > end;
-        (word < end && !chunk_header).then_some(i)
+        points_into(word, n.addr, n.size).then_some(i)
     }
 
     /// The aligned word `offset` bytes into block `node`, when inside it.
@@ -217,9 +221,9 @@ impl World<'_> {
     #[inline]
     pub(crate) fn node_words(&self, node: usize, f: impl FnMut(usize, usize)) {
         let n = &self.nodes[node];
-        // SAFETY: the block is live (the census holds it, and its owner is
-        // stopped or is this thread, which frees nothing during the scan),
-        // and the range lies inside it.
+        // SAFETY: the block is live: the census holds it, and no thread can
+        // free or move it during the scan, since that takes the census's
+        // lock, which the scanning thread holds. The range lies inside it.
         unsafe { words(n.addr, n.addr + n.size, f) }
     }
 
@@ -278,6 +282,16 @@ impl World<'_> {
         });
         written
     }
+}
+
+/// Whether `word`, at least `addr`, is taken for a pointer into the block
+/// of `size` bytes at `addr` (see [`World::node_at`]). Any word may come
+/// here, up to `usize::MAX`: nothing overflows.
+#[inline]
+fn points_into(word: usize, addr: usize, size: usize) -> bool {
+    let end = addr.saturating_add(size.max(1));
+    let chunk_header = word % 16 == 0 && word > addr && end.saturating_sub(word) < 16;
+    word % 8 == 0 && word < end && !chunk_header
 }
 
 /// Calls `f(offset from start, word)` for each 8-aligned word inside
@@ -422,7 +436,8 @@ fn mapping(maps: &[(usize, usize)], addr: usize) -> Option<(usize, usize)> {
 
 /// Stops every other thread, takes the census into `prepared`, and calls
 /// `f` with the stopped process; the threads go on when it returns. `f`
-/// must not allocate. Call under [`super::untracked`].
+/// must not allocate, nor panic (a panic allocates): its arithmetic on
+/// words read from memory saturates. Call under [`super::untracked`].
 #[inline(never)]
 pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> R) -> R {
     // The callee-saved registers, so that pointers the callers keep only in
@@ -480,6 +495,14 @@ pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> 
     if thread_count().is_some_and(|n| n > signalled + 1) {
         complete = false;
         because = "a thread started while the others were being stopped";
+    }
+    if !prepared.threads_listed {
+        complete = false;
+        because = "the process's threads could not be listed (no /proc)";
+    }
+    if RECORDED.load(Acquire) > MAX_THREADS {
+        complete = false;
+        because = "more threads stopped than the scan keeps (1024)";
     }
     if census::missing() > 0 {
         complete = false;
@@ -545,14 +568,22 @@ pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> 
     for (tid, sp, local) in threads {
         if let Some((start, len)) = tls {
             let block = local.wrapping_sub(own_local - start);
-            add(
-                regions,
-                Region {
-                    start: block,
-                    end: block + len,
-                    kind: RegionKind::ThreadLocal { tid },
-                },
-            );
+            // Read only if it lies in memory known to be there.
+            match mapping(&prepared.maps, block) {
+                Some((_, end)) if block.checked_add(len).is_some_and(|b| b <= end) => add(
+                    regions,
+                    Region {
+                        start: block,
+                        end: block + len,
+                        kind: RegionKind::ThreadLocal { tid },
+                    },
+                ),
+                _ => {
+                    complete = false;
+                    because =
+                        "a thread's thread-locals were not among the mappings read before the stop";
+                }
+            }
         }
         match mapping(&prepared.maps, sp) {
             Some((_, end)) => add(
@@ -667,4 +698,24 @@ fn modules() -> Vec<Module> {
         true
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::points_into;
+
+    #[test]
+    fn what_is_taken_for_a_pointer_into_a_block() {
+        let (addr, size) = (0x1000, 48);
+        assert!(points_into(0x1000, addr, size), "its start");
+        assert!(points_into(0x1018, addr, size), "an aligned word inside");
+        assert!(!points_into(0x1005, addr, size), "an odd address");
+        assert!(!points_into(0x1030, addr, size), "one past its end");
+        // The next chunk's header overlaps the block's last 16 bytes.
+        assert!(!points_into(0x1030, addr, size + 8));
+        assert!(points_into(0x1000, addr, 8), "a small block's start is never a header");
+        // Words near the top of the address space do not overflow.
+        assert!(!points_into(usize::MAX - 7, addr, size));
+        assert!(!points_into(usize::MAX - 7, usize::MAX - 31, 16));
+    }
 }
