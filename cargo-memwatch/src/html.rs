@@ -454,6 +454,13 @@ section.test { margin-bottom: 2em; }
             },
             5,
         );
+        if let Some(why) = &r.sites_error {
+            let _ = write!(
+                s,
+                "<p class=\"note\">allocated at: not found: {}</p>",
+                esc(why)
+            );
+        }
         let scanned = r
             .sites
             .as_ref()
@@ -533,6 +540,7 @@ mod tests {
             memwatch_leak: None,
             survivors: Vec::new(),
             sites: None,
+            sites_error: None,
             dhat_file: None,
             cycles: Vec::new(),
             failure: None,

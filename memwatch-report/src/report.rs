@@ -83,6 +83,10 @@ pub struct Report {
     pub survivors: Vec<Survivors>,
     /// Where the survivors were allocated, when sites were captured.
     pub sites: Option<Sites>,
+    /// Why sites were asked for and there are none (the scan process
+    /// failed or ran out of time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sites_error: Option<String>,
     /// The DHAT viewer file of a leaking test, with `MEMWATCH_DHAT`.
     pub dhat_file: Option<PathBuf>,
     /// The collection cycles of the test, at most 1024, evenly thinned in

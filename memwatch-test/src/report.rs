@@ -90,6 +90,7 @@ pub(crate) fn build(
             })
             .collect(),
         sites: outcome.sites.clone(),
+        sites_error: outcome.sites_error.clone(),
         dhat_file: outcome.dhat_file.clone(),
         cycles: outcome
             .cycles

@@ -268,6 +268,20 @@ fn a_scan_process_that_dies_leaves_the_leak_reported_and_says_why() {
         text.contains("SIGABRT") || text.contains("signal 6"),
         "{text}"
     );
+    // The JSON report says so too.
+    let (_, reports) = run_fixture(
+        FIXTURES,
+        &["--ignored", "--exact", "scan_process_crash_fails"],
+        &[],
+    );
+    let report = &reports["scan_process_crash_fails"];
+    assert!(report["sites"].is_null(), "{report:#}");
+    assert!(
+        report["sites_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("the scan process ended without its findings")),
+        "{report:#}"
+    );
 }
 
 /// The cycle of a ring of `n` peers.

@@ -713,7 +713,10 @@ mod tests {
         assert!(!points_into(0x1030, addr, size), "one past its end");
         // The next chunk's header overlaps the block's last 16 bytes.
         assert!(!points_into(0x1030, addr, size + 8));
-        assert!(points_into(0x1000, addr, 8), "a small block's start is never a header");
+        assert!(
+            points_into(0x1000, addr, 8),
+            "a small block's start is never a header"
+        );
         // Words near the top of the address space do not overflow.
         assert!(!points_into(usize::MAX - 7, addr, size));
         assert!(!points_into(usize::MAX - 7, usize::MAX - 31, 16));
