@@ -531,6 +531,9 @@ pub(crate) struct ScanAsk {
     pub retainers: bool,
     /// The first bytes of one block of each site.
     pub preview: bool,
+    /// An address in the caller's frame: the scan reads this thread's
+    /// stack from there up, never the dead frames of the test body below.
+    pub stack_from: usize,
 }
 
 /// Runs `test` again (warm-up, then `iterations` measured iterations) with
@@ -542,6 +545,7 @@ pub(crate) struct ScanAsk {
 /// blocks on a retainer path made before the window have a site too), the
 /// survivors are the census's blocks first allocated in the window's epochs, and the heap
 /// is scanned before the runtime of an async body goes.
+#[inline(never)]
 pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<SiteReport>, String> {
     let opts = test.options;
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -590,11 +594,18 @@ pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<Site
         window?;
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         if let Some(ask) = scanning {
+            // The runtime of an async body, and the tasks it holds, are
+            // this frame's: a root of their own.
+            let exec_at = &exec as *const Executor as usize;
             let ask = crate::retainers::Ask {
                 first_epoch,
                 epochs: what.iterations,
                 retainers: ask.retainers,
                 preview: ask.preview,
+                own: crate::allocator::scan::OwnRoots {
+                    stack_from: ask.stack_from,
+                    held: (exec_at, exec_at + std::mem::size_of::<Executor>()),
+                },
             };
             return Ok(Some(crate::retainers::scan(ask, &mut resolver)));
         }

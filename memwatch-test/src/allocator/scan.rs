@@ -20,10 +20,11 @@
 //! - the writable segments (`PT_LOAD` with `PF_W`) of every loaded object:
 //!   its statics;
 //! - each thread's block of the test binary's thread-locals;
-//! - each stack, from the stopped thread's stack pointer (for the scanning
-//!   thread, from the frame of [`stopped`]) to the end of its mapping.
-//!   For threads glibc started, that mapping also holds their thread-local
-//!   blocks.
+//! - each stack, from the stopped thread's stack pointer to the end of its
+//!   mapping (for threads glibc started, that mapping also holds their
+//!   thread-local blocks); for the scanning thread, from a frame above
+//!   every frame that ran the test body, plus what the harness keeps below
+//!   it (see [`OwnRoots`]).
 
 use std::hint::black_box;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -84,8 +85,10 @@ pub(crate) struct Prepared {
     threads_listed: bool,
     /// The threads to stop, with their names.
     pub threads: Vec<(i32, String)>,
-    /// Readable and writable mappings, sorted.
+    /// Readable mappings, sorted, as they are while the world is stopped.
     maps: Vec<(usize, usize)>,
+    /// Room to read `/proc/self/maps` into without allocating.
+    maps_text: Vec<u8>,
     nodes: Vec<Node>,
     regions: Vec<Region>,
 }
@@ -131,37 +134,28 @@ pub(crate) fn prepare() -> Prepared {
             threads.push((tid, name));
         }
     }
-    let mut maps = Vec::new();
-    if let Ok(text) = std::fs::read_to_string("/proc/self/maps") {
-        for line in text.lines() {
-            let mut fields = line.split_whitespace();
-            let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-                continue;
-            };
-            let Some((a, b)) = range.split_once('-') else {
-                continue;
-            };
-            if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
-                if perms.starts_with("rw") {
-                    maps.push((a, b));
-                }
-            }
-        }
-    }
-    maps.sort_unstable();
+    // The mappings are read again once the world is stopped (one freed
+    // block can make the C allocator give memory back meanwhile): room for
+    // them, judged from their size now.
+    let (bytes, lines) = std::fs::read_to_string("/proc/self/maps")
+        .map(|text| (text.len(), text.lines().count()))
+        .unwrap_or((0, 0));
+    let maps_text = vec![0u8; 2 * bytes + (64 << 10)];
+    let maps = Vec::with_capacity(2 * lines + 256);
     let blocks = census::lock().len();
     Prepared {
         threads_listed,
         regions: Vec::with_capacity(
             modules.iter().map(|m| m.writable.len()).sum::<usize>()
                 + 2 * threads.len()
-                + maps.len()
+                + maps.capacity()
                 + 8,
         ),
         nodes: Vec::with_capacity(blocks + blocks / 4 + 4096),
         modules,
         threads,
         maps,
+        maps_text,
     }
 }
 
@@ -427,6 +421,83 @@ fn thread_count() -> Option<usize> {
     rest.split_ascii_whitespace().nth(17)?.parse().ok()
 }
 
+/// Reads the readable mappings of the process into `maps`
+/// (cleared first), through `text`, without allocating: for a stopped
+/// world. `false` when they did not fit or could not be read.
+fn read_maps(text: &mut [u8], maps: &mut Vec<(usize, usize)>) -> bool {
+    maps.clear();
+    // SAFETY: the path is NUL-terminated; each read writes into the part of
+    // `text` not yet filled, within its length; the descriptor is closed
+    // once.
+    let len = unsafe {
+        let fd = libc::open(
+            c"/proc/self/maps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return false;
+        }
+        let mut len = 0usize;
+        loop {
+            let n = libc::read(fd, text[len..].as_mut_ptr().cast(), text.len() - len);
+            if n <= 0 || len + n as usize == text.len() {
+                len += n.max(0) as usize;
+                break;
+            }
+            len += n as usize;
+        }
+        libc::close(fd);
+        len
+    };
+    if len == text.len() {
+        return false;
+    }
+    for line in text[..len].split(|&b| b == b'\n') {
+        // `start-end perms ...`, addresses in hex.
+        let mut fields = line.split(|&b| b == b' ');
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let mut ends = range.split(|&b| b == b'-');
+        let (Some(a), Some(b)) = (ends.next().and_then(hex), ends.next().and_then(hex)) else {
+            continue;
+        };
+        if perms.starts_with(b"r") {
+            if maps.len() == maps.capacity() {
+                return false;
+            }
+            maps.push((a, b));
+        }
+    }
+    maps.sort_unstable();
+    true
+}
+
+/// A hexadecimal number, without allocating.
+fn hex(digits: &[u8]) -> Option<usize> {
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    digits.iter().try_fold(0usize, |n, &d| {
+        let v = (d as char).to_digit(16)?;
+        Some(n << 4 | v as usize)
+    })
+}
+
+/// Whether `[start, end)` lies in readable mappings, one after another.
+fn covered(maps: &[(usize, usize)], start: usize, end: usize) -> bool {
+    let Some(mut m) = mapping(maps, start) else {
+        return false;
+    };
+    while m.1 < end {
+        match mapping(maps, m.1) {
+            Some(next) if next.0 == m.1 => m = next,
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// The mapping that holds `addr`.
 fn mapping(maps: &[(usize, usize)], addr: usize) -> Option<(usize, usize)> {
     let i = maps.partition_point(|m| m.0 <= addr).checked_sub(1)?;
@@ -434,29 +505,26 @@ fn mapping(maps: &[(usize, usize)], addr: usize) -> Option<(usize, usize)> {
     (addr < m.1).then_some(m)
 }
 
+/// This thread's own roots: its stack from `stack_from` (an address in a
+/// frame above every frame that ran the test body, whose dead locals
+/// would read as pointers) to the stack's end, and `held`, the bytes of
+/// what the harness keeps below that (an async body's runtime).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnRoots {
+    pub stack_from: usize,
+    pub held: (usize, usize),
+}
+
 /// Stops every other thread, takes the census into `prepared`, and calls
 /// `f` with the stopped process; the threads go on when it returns. `f`
 /// must not allocate, nor panic (a panic allocates): its arithmetic on
 /// words read from memory saturates. Call under [`super::untracked`].
 #[inline(never)]
-pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> R) -> R {
-    // The callee-saved registers, so that pointers the callers keep only in
-    // registers are on the scanned stack; the scan starts at this array.
-    let mut saved = [0usize; 6];
-    // SAFETY: copies six registers into a local array.
-    unsafe {
-        std::arch::asm!(
-            "mov [{a}], rbx",
-            "mov [{a} + 8], rbp",
-            "mov [{a} + 16], r12",
-            "mov [{a} + 24], r13",
-            "mov [{a} + 32], r14",
-            "mov [{a} + 40], r15",
-            a = in(reg) saved.as_mut_ptr(),
-            options(nostack, preserves_flags),
-        );
-    }
-    let own_sp = black_box(&saved) as *const [usize; 6] as usize;
+pub(crate) fn stopped<R>(
+    prepared: &mut Prepared,
+    own: OwnRoots,
+    f: impl FnOnce(&World<'_>) -> R,
+) -> R {
     // SAFETY: `gettid` takes no arguments and cannot fail.
     let this_tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
     let mut census = census::lock();
@@ -495,6 +563,10 @@ pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> 
     if thread_count().is_some_and(|n| n > signalled + 1) {
         complete = false;
         because = "a thread started while the others were being stopped";
+    }
+    if !read_maps(&mut prepared.maps_text, &mut prepared.maps) {
+        complete = false;
+        because = "the process's mappings could not be read";
     }
     if !prepared.threads_listed {
         complete = false;
@@ -537,6 +609,12 @@ pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> 
             continue;
         }
         for &(start, end) in &m.writable {
+            // An object unloaded since its segments were listed.
+            if !covered(&prepared.maps, start, end) {
+                complete = false;
+                because = "an object's data was not mapped when the threads were stopped";
+                continue;
+            }
             add(
                 regions,
                 Region {
@@ -564,7 +642,7 @@ pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> 
                 STOPPED[i][2].load(Relaxed),
             )
         })
-        .chain(std::iter::once((this_tid, own_sp, own_local)));
+        .chain(std::iter::once((this_tid, own.stack_from, own_local)));
     for (tid, sp, local) in threads {
         if let Some((start, len)) = tls {
             let block = local.wrapping_sub(own_local - start);
@@ -601,6 +679,23 @@ pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> 
         }
     }
 
+    // What the harness keeps on this thread's stack below `stack_from`.
+    let (start, end) = own.held;
+    match mapping(&prepared.maps, start) {
+        Some((_, mapped)) if start < end && end <= mapped => add(
+            regions,
+            Region {
+                start,
+                end,
+                kind: RegionKind::Stack { tid: this_tid },
+            },
+        ),
+        _ if start < end => {
+            complete = false;
+            because = "what the harness holds was not among the mappings read before the stop";
+        }
+        _ => {}
+    }
     // Last, the C allocator's heap: the mappings that hold blocks. Only
     // with every other thread stopped: one still running could free C
     // memory, and the C allocator give a mapping back, while it is read.
@@ -635,7 +730,6 @@ pub(crate) fn stopped<R>(prepared: &mut Prepared, f: impl FnOnce(&World<'_>) -> 
     let out = f(&world);
     RELEASED.store(true, Release);
     drop(census);
-    black_box(&saved);
     out
 }
 
@@ -703,6 +797,27 @@ fn modules() -> Vec<Module> {
 #[cfg(test)]
 mod tests {
     use super::points_into;
+
+    #[test]
+    fn mappings_are_read_without_allocating_and_hold_this_stack() {
+        let mut text = vec![0u8; 1 << 20];
+        let mut maps = Vec::with_capacity(4096);
+        assert!(super::read_maps(&mut text, &mut maps));
+        let local = 0u8;
+        let here = std::hint::black_box(&local) as *const u8 as usize;
+        assert!(super::mapping(&maps, here).is_some(), "{maps:x?}");
+        assert!(maps.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut small = vec![0u8; 16];
+        assert!(
+            !super::read_maps(&mut small, &mut maps),
+            "too small a buffer"
+        );
+        assert_eq!(super::hex(b"7ffd551c3f80"), Some(0x7ffd_551c_3f80));
+        assert_eq!(super::hex(b"xyz"), None);
+        let maps = [(0x1000, 0x2000), (0x2000, 0x3000), (0x4000, 0x5000)];
+        assert!(super::covered(&maps, 0x1800, 0x2800), "across two mappings");
+        assert!(!super::covered(&maps, 0x2800, 0x4800), "a hole");
+    }
 
     #[test]
     fn what_is_taken_for_a_pointer_into_a_block() {

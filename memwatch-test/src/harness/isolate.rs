@@ -261,6 +261,9 @@ pub(crate) fn scan_child(config: &Config, file: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Processes the body starts are not scan processes. Still one thread
+    // here: the test has not run yet.
+    std::env::remove_var(env::SCAN);
     let what = runner::Capture {
         sites: true,
         dhat: None,
@@ -269,6 +272,8 @@ pub(crate) fn scan_child(config: &Config, file: PathBuf) -> ExitCode {
         scan: Some(runner::ScanAsk {
             retainers: request.retainers,
             preview: request.preview,
+            // This frame is above every frame the test body runs in.
+            stack_from: std::hint::black_box(&request) as *const ScanRequest as usize,
         }),
     };
     let sites = match runner::capture(test, &what) {

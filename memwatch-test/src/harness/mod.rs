@@ -285,6 +285,10 @@ pub fn time_scan(build: impl FnOnce()) -> Option<(std::time::Duration, usize)> {
                 epochs: 1,
                 retainers: true,
                 preview: false,
+                own: crate::allocator::scan::OwnRoots {
+                    stack_from: std::hint::black_box(&started) as *const _ as usize,
+                    held: (0, 0),
+                },
             },
             &mut resolver,
         );

@@ -102,15 +102,8 @@ pub(crate) struct Ask {
     pub retainers: bool,
     /// Keep the first bytes of one block of each site.
     pub preview: bool,
-}
-
-/// Zeroes the stack below the caller's frame, so that what the test body
-/// left there (its frames are gone) does not read as pointers when the
-/// scan's frames reuse that memory.
-#[inline(never)]
-fn clear_stack() {
-    let mut junk = [0u8; 256 * 1024];
-    std::hint::black_box(&mut junk);
+    /// The scanning thread's roots.
+    pub own: scan::OwnRoots,
 }
 
 /// Scans this process now: the survivors of the window by site, with
@@ -127,9 +120,8 @@ pub(crate) fn scan(ask: Ask, resolver: &mut Resolver<'_>) -> (Vec<SiteEvidence>,
             Vec::<u32>::with_capacity(graph::MAX_SITES),
         )
     });
-    clear_stack();
     let (complete, because, unattributed) = untracked(|| {
-        scan::stopped(&mut prepared, |world| {
+        scan::stopped(&mut prepared, ask.own, |world| {
             let heap = Census {
                 world,
                 first_epoch: ask.first_epoch,
