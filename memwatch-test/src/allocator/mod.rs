@@ -563,18 +563,35 @@ fn header_offset(align: usize) -> usize {
     }
 }
 
+/// The alignment asked of the inner allocator for a block of `align`: at
+/// least the header's 16, so that the header (16 bytes before the user's
+/// pointer, which is `header_offset(align)` into the block) is aligned
+/// whatever the inner allocator returns. An inner allocator may return
+/// exactly the alignment asked for, no more (`GlobalAlloc` allows it);
+/// `System` asked for 16 takes the same `malloc` path as for 1.
+#[inline(always)]
+fn outer_align(align: usize) -> usize {
+    if align < HEADER {
+        HEADER
+    } else {
+        align
+    }
+}
+
 /// The layout asked of the inner allocator for a block of `size` bytes at
 /// `align` (a power of two, as every `Layout` has), or `None` when it would
 /// be too large for a `Layout`.
 #[inline(always)]
 fn outer_layout(size: usize, align: usize) -> Option<Layout> {
-    let limit = isize::MAX as usize - (align - 1) - header_offset(align);
+    let outer = outer_align(align);
+    let limit = isize::MAX as usize - (outer - 1) - header_offset(align);
     if size > limit {
         return None;
     }
-    // SAFETY: `align` is a power of two (it comes from a `Layout`), and
-    // `size + offset` rounded up to `align` stays within `isize::MAX`.
-    Some(unsafe { Layout::from_size_align_unchecked(size + header_offset(align), align) })
+    // SAFETY: `outer` is a power of two (16, or `align`, which comes from a
+    // `Layout`), and `size + offset` rounded up to it stays within
+    // `isize::MAX`.
+    Some(unsafe { Layout::from_size_align_unchecked(size + header_offset(align), outer) })
 }
 
 /// # Safety
@@ -582,8 +599,13 @@ fn outer_layout(size: usize, align: usize) -> Option<Layout> {
 /// allocator, so that the 16 bytes before it belong to the block.
 #[inline(always)]
 unsafe fn header_of(user: *mut u8) -> *mut Header {
+    debug_assert!(
+        user as usize % HEADER == 0,
+        "a block's header is 16-aligned"
+    );
     // SAFETY: guaranteed by the caller; the header sits right before `user`
-    // and is 4-aligned because `user` is at least 16-aligned.
+    // and is 16-aligned because the block is (see `outer_align`) and `user`
+    // is 16 bytes or a multiple of 16 into it.
     unsafe { user.sub(HEADER).cast::<Header>() }
 }
 
@@ -681,9 +703,11 @@ impl<A: GlobalAlloc> Alloc<A> {
 }
 
 // SAFETY: every method forwards to the inner allocator with a layout that
-// has room for the header in front, keeps the caller's alignment (the header
-// offset is a multiple of it), and hands out the pointer past the header.
-// `dealloc` and `realloc` recompute the same offset from the caller's layout.
+// has room for the header in front and an alignment of at least 16 and at
+// least the caller's (the header offset is a multiple of the caller's
+// alignment, so the pointer past the header keeps it), and hands out the
+// pointer past the header. `dealloc` and `realloc` recompute the same
+// offset and outer layout from the caller's layout.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -707,7 +731,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
             let header = header_of(ptr).read();
             debug_assert!(header.mark == TRACKED || header.mark == UNTRACKED);
             let base = ptr.sub(offset);
-            let outer = Layout::from_size_align_unchecked(layout.size() + offset, layout.align());
+            let outer = Layout::from_size_align_unchecked(
+                layout.size() + offset,
+                outer_align(layout.align()),
+            );
             let local = local();
             if header.mark == TRACKED {
                 slot_of(local).on_free(header.epoch, header.tag, layout.size() as u64);
@@ -736,7 +763,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
             let old = header_of(ptr).read();
             debug_assert!(old.mark == TRACKED || old.mark == UNTRACKED);
             let base = ptr.sub(offset);
-            let outer = Layout::from_size_align_unchecked(layout.size() + offset, layout.align());
+            let outer = Layout::from_size_align_unchecked(
+                layout.size() + offset,
+                outer_align(layout.align()),
+            );
             let local = local();
             let depth = local.depth.get();
             // A block of the census moves in it under its lock, so that no
