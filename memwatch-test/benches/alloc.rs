@@ -13,7 +13,12 @@
 //!   any counting design pays.
 //! - `memwatch`: `memwatch_test::Alloc`, with a tag set and epochs on (they
 //!   are always on).
-//! - `dhat`: `dhat::Alloc` with no profiler running.
+//! - the peers a Rust team would otherwise pick, each over `System`:
+//!   divan's `AllocProfiler` (counts per thread for its benchmarks),
+//!   `alloc_counter`, `stats_alloc` (global atomic counters), `cap` (a
+//!   limit and an atomic count), and `dhat::Alloc` with no profiler running.
+//! - `mimalloc`, and `memwatch/mimalloc` (memwatch over it): the second's
+//!   ratio is also given against the first.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -48,6 +53,13 @@ unsafe impl GlobalAlloc for PlainCounter {
 }
 
 static MEMWATCH: memwatch_test::Alloc = memwatch_test::Alloc::system();
+static DIVAN: divan::AllocProfiler = divan::AllocProfiler::system();
+static ALLOC_COUNTER: alloc_counter::AllocCounterSystem = alloc_counter::AllocCounter(System);
+static STATS_ALLOC: &stats_alloc::StatsAlloc<System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+static CAP: cap::Cap<System> = cap::Cap::new(System, usize::MAX);
+static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static MEMWATCH_MIMALLOC: memwatch_test::Alloc<mimalloc::MiMalloc> =
+    memwatch_test::Alloc::new(mimalloc::MiMalloc);
 
 const ROUNDS: usize = 31;
 const PAIRS: usize = 200_000;
@@ -124,11 +136,17 @@ fn main() {
     // `cargo test --benches` runs this with no `--bench` flag: a smoke run.
     let quick = !std::env::args().any(|a| a == "--bench");
     let rounds = if quick { 1 } else { ROUNDS };
-    let allocators: [(&str, &'static (dyn GlobalAlloc + Sync)); 4] = [
+    let allocators: [(&str, &'static (dyn GlobalAlloc + Sync)); 10] = [
         ("system", &System),
         ("plain-counter", &PlainCounter),
         ("memwatch", &MEMWATCH),
+        ("divan", &DIVAN),
+        ("alloc_counter", &ALLOC_COUNTER),
+        ("stats_alloc", STATS_ALLOC),
+        ("cap", &CAP),
         ("dhat", &dhat::Alloc),
+        ("mimalloc", &MIMALLOC),
+        ("memwatch/mimalloc", &MEMWATCH_MIMALLOC),
     ];
     let cases: [(&str, Workload, usize); 4] = [
         ("box8, 1 thread", boxes, 1),
@@ -140,7 +158,7 @@ fn main() {
         "median ns per alloc+free pair over {rounds} interleaved rounds of {PAIRS} pairs per thread"
     );
     println!(
-        "{:<24} {:>14} {:>10} {:>10}",
+        "{:<24} {:>18} {:>10} {:>10}",
         "workload", "allocator", "ns/pair", "x system"
     );
     for (name, work, threads) in cases {
@@ -153,9 +171,16 @@ fn main() {
             }
         }
         let medians: Vec<f64> = samples.into_iter().map(median).collect();
+        let mimalloc = allocators.iter().position(|a| a.0 == "mimalloc");
         for (i, (alloc, _)) in allocators.iter().enumerate() {
+            let over_mimalloc = match mimalloc {
+                Some(m) if alloc.ends_with("/mimalloc") => {
+                    format!("  ({:.2}x mimalloc)", medians[i] / medians[m])
+                }
+                _ => String::new(),
+            };
             println!(
-                "{:<24} {:>14} {:>10.2} {:>9.2}x",
+                "{:<24} {:>18} {:>10.2} {:>9.2}x{over_mimalloc}",
                 name,
                 alloc,
                 medians[i],
