@@ -49,6 +49,11 @@ impl Monitor {
                 let (lock, wake) = &*flag;
                 let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
+                    // A stop that came before this thread first waited, or
+                    // while it ran a cycle, woke nobody: seen here.
+                    if *stopped {
+                        return;
+                    }
                     let (now, timeout) = wake
                         .wait_timeout(stopped, interval)
                         .unwrap_or_else(|e| e.into_inner());
@@ -67,10 +72,12 @@ impl Monitor {
         Monitor { stop, thread }
     }
 
-    /// Stops the monitor and waits for its thread to finish.
+    /// Stops the monitor and waits for its thread to finish, at once,
+    /// whatever the interval (this example would wait an hour if the stop
+    /// were missed).
     ///
     /// ```
-    /// memwatch_test::Monitor::every(std::time::Duration::from_secs(1)).stop();
+    /// memwatch_test::Monitor::every(std::time::Duration::from_secs(3600)).stop();
     /// ```
     pub fn stop(mut self) {
         self.shut_down();
