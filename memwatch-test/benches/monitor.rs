@@ -6,7 +6,10 @@
 //!   have allocated under a few tags, median over many;
 //! - a workload (two threads allocating and freeing small strings) with a
 //!   `Monitor` running a cycle every millisecond, against the same workload
-//!   without one, side by side in interleaved rounds.
+//!   without one, side by side in interleaved rounds;
+//! - how one checkpoint and one `HeapDiff` (254 tags) cost after 64
+//!   threads ran one after another, then 64 at once, and exited: the cost
+//!   should not grow with threads that are gone.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -55,6 +58,62 @@ fn main() {
     println!(
         "one checkpoint (gc()): median {:.2} µs over 2000",
         median(checkpoints) * 1e6
+    );
+
+    // Threads that come and go: each exits before the next starts, then
+    // 64 live at once, then none.
+    let checkpoint = || {
+        median(
+            (0..500)
+                .map(|_| {
+                    let t = Instant::now();
+                    black_box(memwatch_test::gc());
+                    t.elapsed().as_secs_f64()
+                })
+                .collect(),
+        ) * 1e6
+    };
+    let diff = || {
+        median(
+            (0..50)
+                .map(|_| {
+                    let t = Instant::now();
+                    let hd = memwatch_test::HeapDiff::new();
+                    black_box(hd.end());
+                    t.elapsed().as_secs_f64()
+                })
+                .collect(),
+        ) * 1e6
+    };
+    for k in 0..254 {
+        black_box(memwatch_test::tag(&format!("tag{k}"), || vec![0u8; 8]));
+    }
+    let (gc_fresh, diff_fresh) = (checkpoint(), diff());
+    for _ in 0..64 {
+        std::thread::spawn(|| black_box(vec![0u8; 64])).join().unwrap();
+    }
+    let (gc_serial, diff_serial) = (checkpoint(), diff());
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(64));
+    let at_once: Vec<_> = (0..64)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                black_box(vec![0u8; 64]);
+                barrier.wait();
+            })
+        })
+        .collect();
+    for t in at_once {
+        t.join().unwrap();
+    }
+    let (gc_burst, diff_burst) = (checkpoint(), diff());
+    println!(
+        "gc(), median µs: {gc_fresh:.2} before, {gc_serial:.2} after 64 threads one by one, \
+         {gc_burst:.2} after 64 at once (all exited)"
+    );
+    println!(
+        "HeapDiff with 254 tags, median µs: {diff_fresh:.1} before, {diff_serial:.1} after 64 \
+         threads one by one, {diff_burst:.1} after 64 at once (all exited)"
     );
 
     let (mut plain, mut watched) = (Vec::new(), Vec::new());
