@@ -90,7 +90,9 @@ fn main() {
     }
     let (gc_fresh, diff_fresh) = (checkpoint(), diff());
     for _ in 0..64 {
-        std::thread::spawn(|| black_box(vec![0u8; 64])).join().unwrap();
+        std::thread::spawn(|| black_box(vec![0u8; 64]))
+            .join()
+            .unwrap();
     }
     let (gc_serial, diff_serial) = (checkpoint(), diff());
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(64));

@@ -255,7 +255,7 @@ macro_rules! main {
 /// What the macros of `memwatch-macros` and [`main!`] call; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::allocator::{modes_for_tests, set_epoch_for_tests};
+    pub use crate::allocator::{modes_for_tests, set_epoch_for_tests, slots_summed_for_tests};
     #[cfg(feature = "harness")]
     pub use crate::harness::{
         run_capture, run_main, run_one, standard_harness, time_scan, WrongHarness,

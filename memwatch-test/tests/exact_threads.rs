@@ -271,6 +271,57 @@ fn threads_that_exit_keep_the_counts_exact() {
     );
 }
 
+/// Many threads live at once, under tags, then all exit: their counters
+/// move to the shared slot, the counts stay exact, and readers no longer
+/// sum a slot per thread that is gone.
+fn threads_that_exit_together_are_folded_and_stay_exact() {
+    const N: usize = 64;
+    let mut from_main: Vec<Box<[u8; 40]>> = (0..N).map(|_| Box::new([1; 40])).collect();
+    let start_tags = memwatch_test::HeapDiff::new();
+    let barrier = Arc::new(Barrier::new(N));
+    let mut kept: Vec<Box<[u8; 24]>> = Vec::with_capacity(N);
+    let start = counts();
+    let handles: Vec<_> = (0..N)
+        .map(|_| {
+            let given = from_main.pop().unwrap();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let made = memwatch_test::tag("Folded", || Box::new([2u8; 24]));
+                drop(given);
+                barrier.wait();
+                made
+            })
+        })
+        .collect();
+    for h in handles {
+        kept.push(h.join().unwrap());
+    }
+    let end = counts();
+    assert_eq!(
+        end.live_blocks as i64 - start.live_blocks as i64,
+        0,
+        "{N} kept, {N} freed"
+    );
+    assert_eq!(
+        end.live_bytes as i64 - start.live_bytes as i64,
+        (N * 24) as i64 - (N * 40) as i64
+    );
+    let diff = start_tags.end();
+    let row = diff
+        .change
+        .details
+        .iter()
+        .find(|r| r.what == "Folded")
+        .expect("the tag's row survives its threads");
+    assert_eq!((row.allocated, row.size_bytes), (N as u64, (N * 24) as i64));
+    assert!(
+        memwatch_test::__private::slots_summed_for_tests() <= 4,
+        "{} slots summed after {N} threads exited",
+        memwatch_test::__private::slots_summed_for_tests()
+    );
+    drop(kept);
+}
+
 fn main() -> std::process::ExitCode {
     common::run(&[
         (
@@ -280,6 +331,10 @@ fn main() -> std::process::ExitCode {
         (
             "threads_that_exit_keep_the_counts_exact",
             threads_that_exit_keep_the_counts_exact,
+        ),
+        (
+            "threads_that_exit_together_are_folded_and_stay_exact",
+            threads_that_exit_together_are_folded_and_stay_exact,
         ),
     ])
 }

@@ -72,6 +72,7 @@ use sites::*;
 pub(crate) use sites::{begin_capture, end_capture, live_sites, site_frames, RawSite};
 #[cfg(feature = "harness")]
 pub(crate) use sites::{MAX_FRAMES, SITE_SLOTS};
+pub use slots::slots_summed_for_tests;
 #[cfg(feature = "harness")]
 pub(crate) use slots::with_stack_end;
 use slots::*;

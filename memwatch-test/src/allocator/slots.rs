@@ -33,6 +33,9 @@ pub(crate) struct Slot {
     /// uses atomic read-modify-write.
     shared: bool,
     in_use: AtomicBool,
+    /// Its figures were moved into the shared slot when its thread exited,
+    /// and no thread has taken it since: readers pass it by.
+    folded: AtomicBool,
     next: AtomicPtr<Slot>,
     /// Net live `[bytes, blocks]` by epoch, indexed by `epoch % EPOCH_WINDOW`.
     epochs: [[AtomicU64; 2]; EPOCH_WINDOW],
@@ -59,6 +62,7 @@ pub(super) const ZERO_TAG: TagCells = TagCells {
 pub(super) static SHARED: Slot = Slot {
     shared: true,
     in_use: AtomicBool::new(true),
+    folded: AtomicBool::new(false),
     next: AtomicPtr::new(ptr::null_mut()),
     epochs: [const { [ZERO; 2] }; EPOCH_WINDOW],
     old: [ZERO; 2],
@@ -263,7 +267,11 @@ impl Drop for Owner {
         let _ = LOCAL.try_with(|local| local.slot.set(&SHARED));
         // SAFETY: slots are never freed, so the pointer is valid for the
         // program's lifetime.
-        unsafe { (*slot).in_use.store(false, Release) };
+        let slot = unsafe { &*slot };
+        // Its figures go to the shared slot, so that readers need not sum
+        // the slots of threads that are gone.
+        fold(slot);
+        slot.in_use.store(false, Release);
     }
 }
 
@@ -325,6 +333,8 @@ pub(super) fn reuse_slot() -> Option<&'static Slot> {
                 .compare_exchange(false, true, AcqRel, Relaxed)
                 .is_ok()
         {
+            // Readers count it again before its new owner adds to it.
+            slot.folded.store(false, Release);
             return Some(slot);
         }
         cur = slot.next.load(Acquire);
@@ -361,8 +371,99 @@ pub(super) fn for_each_slot(mut f: impl FnMut(&Slot)) {
     while !cur.is_null() {
         // SAFETY: list entries are never freed.
         let slot = unsafe { &*cur };
-        f(slot);
+        // A folded slot holds nothing: its figures are in the shared slot.
+        if !slot.folded.load(Acquire) {
+            f(slot);
+        }
         cur = slot.next.load(Acquire);
+    }
+}
+
+/// Counts folds, as a sequence lock: odd while one is moving figures.
+/// Readers that sum the slots read it before and after, and sum again when
+/// a fold ran meanwhile, so that no figure is seen twice or not at all.
+static FOLDS: AtomicU64 = AtomicU64::new(0);
+/// Held by the one thread folding its slot.
+static FOLDING: AtomicBool = AtomicBool::new(false);
+/// The rise of the live bytes (see [`peak_rise`]) of threads that exited
+/// during the epoch in `RETIRED_EPOCH`.
+static RETIRED_RISE: AtomicU64 = AtomicU64::new(0);
+static RETIRED_EPOCH: AtomicU32 = AtomicU32::new(u32::MAX);
+/// Never an epoch (they are below 2^29): a folded slot's peak is stale.
+const NO_EPOCH: u32 = u32::MAX;
+
+/// Moves the figures of `slot`, whose thread is exiting and adds to it no
+/// more, into the shared slot, and marks it folded.
+fn fold(slot: &Slot) {
+    while FOLDING
+        .compare_exchange_weak(false, true, Acquire, Relaxed)
+        .is_err()
+    {
+        std::hint::spin_loop();
+    }
+    FOLDS.fetch_add(1, Relaxed);
+    std::sync::atomic::fence(Release);
+    let moved = |from: &AtomicU64, to: &AtomicU64| {
+        if from.load(Relaxed) != 0 {
+            to.fetch_add(from.swap(0, Relaxed), Relaxed);
+        }
+    };
+    for (from, to) in slot.epochs.iter().zip(&SHARED.epochs) {
+        moved(&from[0], &to[0]);
+        moved(&from[1], &to[1]);
+    }
+    moved(&slot.old[0], &SHARED.old[0]);
+    moved(&slot.old[1], &SHARED.old[1]);
+    moved(&slot.net, &SHARED.net);
+    let tags = tags_in_use();
+    for (from, to) in slot.tags[..tags].iter().zip(&SHARED.tags[..tags]) {
+        moved(&from.allocs, &to.allocs);
+        moved(&from.frees, &to.frees);
+        moved(&from.bytes_added, &to.bytes_added);
+        moved(&from.bytes_removed, &to.bytes_removed);
+    }
+    // Its rise in the current cycle stays counted.
+    let epoch = slot.peak_epoch.load(Relaxed);
+    let rise = (slot.peak.load(Relaxed) as i64)
+        .saturating_sub(slot.peak_base.load(Relaxed) as i64)
+        .max(0) as u64;
+    if epoch != NO_EPOCH && rise > 0 {
+        if RETIRED_EPOCH.load(Relaxed) == epoch {
+            RETIRED_RISE.fetch_add(rise, Relaxed);
+        } else if epoch == (EPOCH.load(Relaxed) & EPOCH_MASK) {
+            RETIRED_EPOCH.store(epoch, Relaxed);
+            RETIRED_RISE.store(rise, Relaxed);
+        }
+    }
+    slot.peak_epoch.store(NO_EPOCH, Relaxed);
+    slot.peak.store(0, Relaxed);
+    slot.peak_base.store(0, Relaxed);
+    slot.folded.store(true, Relaxed);
+    FOLDS.fetch_add(1, Release);
+    FOLDING.store(false, Release);
+}
+
+/// How many slots readers sum now (the shared one included): for the test
+/// that the slots of exited threads cost nothing.
+#[doc(hidden)]
+pub fn slots_summed_for_tests() -> usize {
+    let mut n = 0;
+    for_each_slot(|_| n += 1);
+    n
+}
+
+/// Runs `read`, a sum over the slots, again until no fold ran during it.
+fn consistent<T>(mut read: impl FnMut() -> T) -> T {
+    loop {
+        let before = FOLDS.load(Acquire);
+        if before % 2 == 0 {
+            let out = read();
+            std::sync::atomic::fence(Acquire);
+            if FOLDS.load(Relaxed) == before {
+                return out;
+            }
+        }
+        std::hint::spin_loop();
     }
 }
 
@@ -399,6 +500,10 @@ pub(crate) struct Totals {
 }
 
 pub(crate) fn totals() -> Totals {
+    consistent(sum_totals)
+}
+
+fn sum_totals() -> Totals {
     let tags = tags_in_use();
     let mut bytes = 0u64;
     let (mut allocs, mut frees, mut added, mut removed) = (0u64, 0u64, 0u64, 0u64);
@@ -435,6 +540,10 @@ pub(crate) struct TagTotals {
 
 /// Fills `out` (cleared first) with the totals of every tag id.
 pub(crate) fn tag_totals(out: &mut Vec<TagTotals>) {
+    consistent(|| sum_tag_totals(out))
+}
+
+fn sum_tag_totals(out: &mut Vec<TagTotals>) {
     let tags = tags_in_use();
     out.clear();
     out.resize(MAX_TAGS, TagTotals::default());
@@ -453,6 +562,10 @@ pub(crate) fn tag_totals(out: &mut Vec<TagTotals>) {
 /// Net live `(bytes, blocks)` summed over every slot in the ring bucket of
 /// `epoch`, including what older epochs left in it (see `cycle::Ledger`).
 pub(crate) fn bucket_totals(epoch: u32) -> (i64, i64) {
+    consistent(|| sum_bucket(epoch))
+}
+
+fn sum_bucket(epoch: u32) -> (i64, i64) {
     let (mut bytes, mut blocks) = (0u64, 0u64);
     let b = epoch as usize % EPOCH_WINDOW;
     for_each_slot(|slot| {
@@ -467,7 +580,15 @@ pub(crate) fn bucket_totals(epoch: u32) -> (i64, i64) {
 /// most the starting level plus this, and exactly that when one thread
 /// allocated.
 pub(crate) fn peak_rise(epoch: u32) -> u64 {
-    let mut rise = 0u64;
+    consistent(|| sum_rise(epoch))
+}
+
+fn sum_rise(epoch: u32) -> u64 {
+    let mut rise = if RETIRED_EPOCH.load(Relaxed) == epoch {
+        RETIRED_RISE.load(Relaxed)
+    } else {
+        0
+    };
     for_each_slot(|slot| {
         if !slot.shared && slot.peak_epoch.load(Relaxed) == epoch {
             let peak = slot.peak.load(Relaxed) as i64;
