@@ -92,3 +92,21 @@ pub(super) unsafe fn header_of(user: *mut u8) -> *mut Header {
     // is 16 bytes or a multiple of 16 into it.
     unsafe { user.sub(HEADER).cast::<Header>() }
 }
+
+/// The inner allocator's block behind `user`, a pointer handed out for
+/// `layout`: its start and the outer layout it was allocated with.
+///
+/// # Safety
+/// `user` must have come from the counting allocator with `layout`.
+#[inline(always)]
+pub(super) unsafe fn block_of(user: *mut u8, layout: Layout) -> (*mut u8, Layout) {
+    let offset = header_offset(layout.align());
+    // SAFETY: the block starts `offset` bytes before `user`, and the outer
+    // layout was valid when the block was allocated (`outer_layout`).
+    unsafe {
+        (
+            user.sub(offset),
+            Layout::from_size_align_unchecked(layout.size() + offset, outer_align(layout.align())),
+        )
+    }
+}

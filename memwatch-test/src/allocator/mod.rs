@@ -315,18 +315,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let offset = header_offset(layout.align());
         // SAFETY: `ptr` came from `alloc_impl` with this layout, so a header
-        // precedes it and the block starts `offset` bytes before it; the
-        // outer layout was valid when the block was allocated.
+        // precedes it and `block_of` finds the block and its outer layout.
         unsafe {
             let header = header_of(ptr).read();
             debug_assert!(header.mark == TRACKED || header.mark == UNTRACKED);
-            let base = ptr.sub(offset);
-            let outer = Layout::from_size_align_unchecked(
-                layout.size() + offset,
-                outer_align(layout.align()),
-            );
+            let (base, outer) = block_of(ptr, layout);
             let local = local();
             if header.mark == TRACKED {
                 slot_of(local).on_free(header.epoch, header.tag, layout.size() as u64);
@@ -354,11 +348,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
         unsafe {
             let old = header_of(ptr).read();
             debug_assert!(old.mark == TRACKED || old.mark == UNTRACKED);
-            let base = ptr.sub(offset);
-            let outer = Layout::from_size_align_unchecked(
-                layout.size() + offset,
-                outer_align(layout.align()),
-            );
+            let (base, outer) = block_of(ptr, layout);
             let local = local();
             let depth = local.depth.get();
             // A block of the census moves in it under its lock, so that no

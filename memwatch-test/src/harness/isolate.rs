@@ -142,14 +142,19 @@ pub(crate) fn child(config: &Config, result_file: PathBuf) -> ExitCode {
         Ok(test) => test,
         Err(code) => return code,
     };
-    let result = trial::execute(test, config);
-    let written = serde_json::to_vec(&result)
+    write_json(&result_file, &trial::execute(test, config))
+}
+
+/// A child process's last act: `value` written to `file` as JSON; exit
+/// code 2, said why, when it cannot be.
+fn write_json(file: &Path, value: &impl Serialize) -> ExitCode {
+    let written = serde_json::to_vec(value)
         .map_err(std::io::Error::other)
-        .and_then(|json| std::fs::write(&result_file, json));
+        .and_then(|json| std::fs::write(file, json));
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: could not write {}: {e}", result_file.display());
+            eprintln!("error: could not write {}: {e}", file.display());
             ExitCode::from(2)
         }
     }
@@ -287,14 +292,5 @@ pub(crate) fn scan_child(config: &Config, file: PathBuf) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let written = serde_json::to_vec(&sites)
-        .map_err(std::io::Error::other)
-        .and_then(|json| std::fs::write(&file, json));
-    match written {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: could not write {}: {e}", file.display());
-            ExitCode::from(2)
-        }
-    }
+    write_json(&file, &sites)
 }
