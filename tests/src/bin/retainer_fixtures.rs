@@ -170,17 +170,25 @@ fn tagged_sessions_leak() {
     OPEN.lock().unwrap().push(session);
 }
 
-/// A worker that holds its job's data on its stack and never ends.
+/// A worker that holds its job's data on its stack and never ends. The
+/// body waits until the worker has its job in hand, so that no worker is
+/// caught still starting (its job then still in std's boxed closure).
 #[leak_test(should_leak, sites, snapshot = false)]
 fn parked_worker_holds_its_job_leaks() {
     let job = vec![6u64; 20];
+    let (ready, started) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("holder".to_owned())
-        .spawn(move || loop {
-            std::hint::black_box(&job);
-            std::thread::park();
+        .spawn(move || {
+            let job = std::hint::black_box(job);
+            let _ = ready.send(());
+            loop {
+                std::hint::black_box(&job);
+                std::thread::park();
+            }
         })
         .unwrap();
+    let _ = started.recv();
 }
 
 /// A worker that blocks every signal, so the scan cannot stop it: what it
@@ -188,6 +196,7 @@ fn parked_worker_holds_its_job_leaks() {
 #[leak_test(should_leak, sites, snapshot = false)]
 fn worker_blocking_signals_leaks() {
     let job = vec![8u64; 24];
+    let (ready, started) = std::sync::mpsc::sync_channel(1);
     std::thread::spawn(move || {
         // SAFETY: a zeroed set filled by `sigfillset`, applied to this
         // thread only.
@@ -196,11 +205,16 @@ fn worker_blocking_signals_leaks() {
             libc::sigfillset(&mut all);
             libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
         }
+        let job = std::hint::black_box(job);
+        let _ = ready.send(());
         loop {
             std::hint::black_box(&job);
             std::thread::park();
         }
     });
+    // Every worker blocks the signal before the body goes on: the scan
+    // meets only workers it cannot stop.
+    let _ = started.recv();
 }
 
 /// The same leak as a failing test whose scan process dies: the failure
