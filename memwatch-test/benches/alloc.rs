@@ -11,14 +11,21 @@
 //! - `plain-counter`: a reference counting allocator with per-thread `Cell`
 //!   counters of live bytes and blocks, no header, tags or epochs: the floor
 //!   any counting design pays.
-//! - `memwatch`: `memwatch_test::Alloc`, with a tag set and epochs on (they
-//!   are always on).
+//! - `memwatch`: `memwatch_test::Alloc` as a service runs it: counting for
+//!   `gc()`, the stats and the leak rule, no window open.
+//! - `memwatch, all on`: with every feature on, as in a leak test: survivors
+//!   tracked (each block stamped with its cycle) and a tag set.
 //! - the peers a Rust team would otherwise pick, each over `System`:
 //!   divan's `AllocProfiler` (counts per thread for its benchmarks),
 //!   `alloc_counter`, `stats_alloc` (global atomic counters), `cap` (a
 //!   limit and an atomic count), and `dhat::Alloc` with no profiler running.
 //! - `mimalloc`, and `memwatch/mimalloc` (memwatch over it): the second's
 //!   ratio is also given against the first.
+//!
+//! Two tables. The first runs before any window was ever opened. The
+//! second runs after: from then on every free asks the mark map whether
+//! its block has a header (`memwatch, after a window`), and the `all on`
+//! rows open a window for each measurement.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -61,7 +68,7 @@ static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static MEMWATCH_MIMALLOC: memwatch_test::Alloc<mimalloc::MiMalloc> =
     memwatch_test::Alloc::new(mimalloc::MiMalloc);
 
-const ROUNDS: usize = 31;
+const ROUNDS: usize = 11;
 const PAIRS: usize = 200_000;
 /// Sizes of the mixed workload: mostly small, some medium, a few large.
 const MIX: [usize; 16] = [
@@ -106,24 +113,56 @@ fn mix(a: &dyn GlobalAlloc, n: usize) {
 
 type Workload = fn(&dyn GlobalAlloc, usize);
 
+/// An allocator of a table, and whether it runs with every feature on.
+struct Entry {
+    name: &'static str,
+    alloc: &'static (dyn GlobalAlloc + Sync),
+    all_on: bool,
+}
+
+const fn entry(name: &'static str, alloc: &'static (dyn GlobalAlloc + Sync)) -> Entry {
+    Entry {
+        name,
+        alloc,
+        all_on: false,
+    }
+}
+
+const fn all_on(name: &'static str, alloc: &'static (dyn GlobalAlloc + Sync)) -> Entry {
+    Entry {
+        name,
+        alloc,
+        all_on: true,
+    }
+}
+
 /// Nanoseconds per pair, on `threads` threads running at once.
-fn measure(alloc: &'static (dyn GlobalAlloc + Sync), work: Workload, threads: usize) -> f64 {
+fn measure(entry: &Entry, work: Workload, threads: usize) -> f64 {
+    let alloc = entry.alloc;
+    let all_on = entry.all_on;
+    let tracking = all_on.then(memwatch_test::track_survivors);
     let start = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let start = start.clone();
             std::thread::spawn(move || {
-                memwatch_test::tag("bench", || {
+                let run = || {
                     work(alloc, 1000); // warm the thread's caches and slot
                     start.wait();
                     let t = Instant::now();
                     work(alloc, PAIRS);
                     t.elapsed().as_nanos() as f64 / PAIRS as f64
-                })
+                };
+                if all_on {
+                    memwatch_test::tag("bench", run)
+                } else {
+                    run()
+                }
             })
         })
         .collect();
     let per_thread: Vec<f64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    drop(tracking);
     per_thread.iter().sum::<f64>() / threads as f64
 }
 
@@ -136,18 +175,41 @@ fn main() {
     // `cargo test --benches` runs this with no `--bench` flag: a smoke run.
     let quick = !std::env::args().any(|a| a == "--bench");
     let rounds = if quick { 1 } else { ROUNDS };
-    let allocators: [(&str, &'static (dyn GlobalAlloc + Sync)); 10] = [
-        ("system", &System),
-        ("plain-counter", &PlainCounter),
-        ("memwatch", &MEMWATCH),
-        ("divan", &DIVAN),
-        ("alloc_counter", &ALLOC_COUNTER),
-        ("stats_alloc", STATS_ALLOC),
-        ("cap", &CAP),
-        ("dhat", &dhat::Alloc),
-        ("mimalloc", &MIMALLOC),
-        ("memwatch/mimalloc", &MEMWATCH_MIMALLOC),
-    ];
+    println!(
+        "median ns per alloc+free pair over {rounds} interleaved rounds of {PAIRS} pairs per thread"
+    );
+    println!("\nno window ever opened");
+    table(
+        rounds,
+        &[
+            entry("system", &System),
+            entry("plain-counter", &PlainCounter),
+            entry("memwatch", &MEMWATCH),
+            entry("divan", &DIVAN),
+            entry("alloc_counter", &ALLOC_COUNTER),
+            entry("stats_alloc", STATS_ALLOC),
+            entry("cap", &CAP),
+            entry("dhat", &dhat::Alloc),
+            entry("mimalloc", &MIMALLOC),
+            entry("memwatch/mimalloc", &MEMWATCH_MIMALLOC),
+        ],
+    );
+    println!("\nafter a window was opened; `all on` rows in one");
+    table(
+        rounds,
+        &[
+            entry("system", &System),
+            entry("memwatch, after a window", &MEMWATCH),
+            all_on("memwatch, all on", &MEMWATCH),
+            entry("mimalloc", &MIMALLOC),
+            all_on("memwatch/mimalloc, all on", &MEMWATCH_MIMALLOC),
+        ],
+    );
+}
+
+/// Measures `allocators` (the first is the baseline) in interleaved
+/// rounds, and prints one table.
+fn table(rounds: usize, allocators: &[Entry]) {
     let cases: [(&str, Workload, usize); 4] = [
         ("box8, 1 thread", boxes, 1),
         ("box8, 2 threads", boxes, 2),
@@ -155,10 +217,7 @@ fn main() {
         ("mixed sizes, 2 threads", mix, 2),
     ];
     println!(
-        "median ns per alloc+free pair over {rounds} interleaved rounds of {PAIRS} pairs per thread"
-    );
-    println!(
-        "{:<24} {:>18} {:>10} {:>10}",
+        "{:<24} {:>26} {:>10} {:>10}",
         "workload", "allocator", "ns/pair", "x system"
     );
     for (name, work, threads) in cases {
@@ -167,22 +226,22 @@ fn main() {
             // Rotate the order so no allocator always runs first.
             for k in 0..allocators.len() {
                 let i = (k + round) % allocators.len();
-                samples[i].push(measure(allocators[i].1, work, threads));
+                samples[i].push(measure(&allocators[i], work, threads));
             }
         }
         let medians: Vec<f64> = samples.into_iter().map(median).collect();
-        let mimalloc = allocators.iter().position(|a| a.0 == "mimalloc");
-        for (i, (alloc, _)) in allocators.iter().enumerate() {
+        let mimalloc = allocators.iter().position(|a| a.name == "mimalloc");
+        for (i, entry) in allocators.iter().enumerate() {
             let over_mimalloc = match mimalloc {
-                Some(m) if alloc.ends_with("/mimalloc") => {
+                Some(m) if entry.name.contains("/mimalloc") => {
                     format!("  ({:.2}x mimalloc)", medians[i] / medians[m])
                 }
                 _ => String::new(),
             };
             println!(
-                "{:<24} {:>18} {:>10.2} {:>9.2}x{over_mimalloc}",
+                "{:<24} {:>26} {:>10.2} {:>9.2}x{over_mimalloc}",
                 name,
-                alloc,
+                entry.name,
                 medians[i],
                 medians[i] / medians[0]
             );

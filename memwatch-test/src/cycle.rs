@@ -125,8 +125,9 @@ pub fn on_leak(f: impl Fn(&Leak) + Send + Sync + 'static) -> Registration {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CycleSurvivors {
     /// The cycle the blocks were allocated in. Cycle `n` is the work between
-    /// the `(n - 1)`th collection and the `n`th; `0` stands for every cycle
-    /// older than the last 2048, gathered.
+    /// the `(n - 1)`th collection and the `n`th. `0` gathers the rest: blocks
+    /// of cycles older than the last 2048, and blocks allocated while
+    /// survivors were not [tracked](track_survivors).
     pub cycle: u64,
     /// Blocks allocated in that cycle and still live.
     pub blocks: i64,
@@ -145,7 +146,7 @@ struct Engine {
     folded: (i64, i64),
     last_live: u64,
     /// The collection cycle in progress, counted without wrapping: the
-    /// epoch is this cycle modulo 2^29.
+    /// epoch is this cycle modulo 2^27.
     cycle: u64,
 }
 
@@ -255,20 +256,22 @@ impl Engine {
         let done = now.saturating_sub(1);
         let first = now.saturating_sub(EPOCH_WINDOW as u64 - 1).max(1);
         let mut out = Vec::with_capacity(EPOCH_WINDOW);
-        if done >= EPOCH_WINDOW as u64 {
-            // Blocks of epochs older than the window: folded, plus the
-            // frees that came after the fold (the slots' `old` counters are
-            // in the totals but in no bucket).
-            let totals = allocator::totals();
-            let in_window: (i64, i64) = (first..=now).fold((0, 0), |acc, c| {
-                let (b, n) = self.bucket(epoch_of(c));
-                (acc.0 + b, acc.1 + n)
-            });
-            out.push(CycleSurvivors {
-                cycle: 0,
-                bytes: totals.live_bytes - in_window.0,
-                blocks: totals.live_blocks - in_window.1,
-            });
+        // Blocks of epochs older than the window (folded, plus the frees
+        // that came after the fold: the slots' `old` counters are in the
+        // totals but in no bucket), and blocks made while survivors were
+        // not tracked, which are in no bucket either.
+        let totals = allocator::totals();
+        let in_window: (i64, i64) = (first..=now).fold((0, 0), |acc, c| {
+            let (b, n) = self.bucket(epoch_of(c));
+            (acc.0 + b, acc.1 + n)
+        });
+        let rest = CycleSurvivors {
+            cycle: 0,
+            bytes: totals.live_bytes - in_window.0,
+            blocks: totals.live_blocks - in_window.1,
+        };
+        if done >= EPOCH_WINDOW as u64 || rest.bytes != 0 || rest.blocks != 0 {
+            out.push(rest);
         }
         for c in first..=done {
             let (bytes, blocks) = self.bucket(epoch_of(c));
@@ -288,9 +291,53 @@ impl Engine {
     }
 }
 
+/// Keeps survivors by cycle while alive: see [`track_survivors`].
+///
+/// ```
+/// let tracking = memwatch_test::track_survivors();
+/// drop(tracking); // blocks allocated from now on are no longer stamped
+/// ```
+#[derive(Debug)]
+#[must_use = "survivors are tracked only while the guard is alive"]
+pub struct SurvivorTracking {
+    _window: allocator::Window,
+}
+
+/// Stamps every block allocated from now on with its collection cycle,
+/// until the guard is dropped, so that [`survivors`] can tell which cycle
+/// each live block comes from.
+///
+/// A stamp is a 16-byte header in front of the block. Without tracking
+/// (nor a [tag](crate::tag), a leak test or a capture), blocks carry
+/// nothing: a service that only wants [`gc`], its stats and the leak rule
+/// pays for counting alone. Blocks made without tracking show in
+/// [`survivors`] under cycle `0`. Guards nest: tracking stops when the last
+/// one goes. Leak tests track survivors by themselves.
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
+///
+/// fn main() {
+///     let _tracking = memwatch_test::track_survivors();
+///     memwatch_test::gc();
+///     let kept = Box::new(7u64);
+///     memwatch_test::gc();
+///     let last = *memwatch_test::survivors().last().unwrap();
+///     assert_eq!((last.blocks, last.bytes), (1, 8));
+///     drop(kept);
+/// }
+/// ```
+pub fn track_survivors() -> SurvivorTracking {
+    SurvivorTracking {
+        _window: allocator::Window::open(),
+    }
+}
+
 /// Survivors of each finished collection cycle: for every cycle `k` of the
 /// last 2048, the blocks and bytes allocated in `k` that are still live now
-/// (older cycles gathered in one entry with `cycle: 0`).
+/// (older cycles, and blocks made while survivors were not
+/// [tracked](track_survivors), gathered in one entry with `cycle: 0`).
 ///
 /// This is how a leak, which leaves survivors in every cycle, is told from
 /// one-time initialisation, which leaves them in the first cycles only.
@@ -300,6 +347,7 @@ impl Engine {
 /// static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
 ///
 /// fn main() {
+///     let _tracking = memwatch_test::track_survivors();
 ///     let mut kept = Vec::new();
 ///     for _ in 0..3 {
 ///         kept.push(Box::new(7u64));

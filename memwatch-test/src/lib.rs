@@ -107,7 +107,8 @@ mod sites;
 
 pub use allocator::Alloc;
 pub use cycle::{
-    gc, on_collect, on_leak, on_stats, set_leak_rule, survivors, CycleSurvivors, Registration,
+    gc, on_collect, on_leak, on_stats, set_leak_rule, survivors, track_survivors, CycleSurvivors,
+    Registration, SurvivorTracking,
 };
 pub use detector::{Leak, LeakRule};
 pub use diff::{Change, Diff, DiffRow, HeapDiff, HeapSize};
@@ -255,7 +256,10 @@ macro_rules! main {
 /// What the macros of `memwatch-macros` and [`main!`] call; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::allocator::{modes_for_tests, set_epoch_for_tests, slots_summed_for_tests};
+    pub use crate::allocator::{
+        epoch_period_for_tests, headered_for_tests, modes_for_tests, set_epoch_for_tests,
+        slots_summed_for_tests,
+    };
     #[cfg(feature = "harness")]
     pub use crate::harness::{
         run_capture, run_main, run_one, standard_harness, time_scan, WrongHarness,

@@ -259,6 +259,9 @@ enum Rounds {
 pub(crate) fn run(test: &LeakTest) -> Outcome {
     let opts = test.options;
     let started = Instant::now();
+    // Blocks of the test are stamped with their iteration until its
+    // survivors are read.
+    let window = crate::allocator::Window::open();
     let registration = opts.collect.map(on_collect);
     let mut exec = Executor::new(test.body);
     let mut cycles: Vec<CycleRecord> = Vec::new();
@@ -474,6 +477,7 @@ pub(crate) fn run(test: &LeakTest) -> Outcome {
         }),
         None => Vec::new(),
     };
+    drop(window);
     Outcome {
         verdict,
         cycles,
@@ -548,6 +552,7 @@ pub(crate) struct ScanAsk {
 #[inline(never)]
 pub(crate) fn capture(test: &LeakTest, what: &Capture<'_>) -> Result<Option<SiteReport>, String> {
     let opts = test.options;
+    let _window = crate::allocator::Window::open();
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     let scanning = what
         .scan

@@ -130,6 +130,7 @@ fn collectors_run_every_cycle_and_their_frees_count() {
 }
 
 fn survivors_tell_a_leak_from_one_time_initialisation() {
+    let _tracking = memwatch_test::track_survivors();
     static ONCE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let mut leaked: Vec<Box<[u8; 40]>> = Vec::with_capacity(16);
     let first = gc().num_cycles + 1;
@@ -151,6 +152,7 @@ fn survivors_tell_a_leak_from_one_time_initialisation() {
 }
 
 fn a_realloc_moves_the_block_to_the_current_cycle() {
+    let _tracking = memwatch_test::track_survivors();
     gc(); // close the cycle of whatever ran before
     let mut v: Vec<u8> = Vec::with_capacity(10);
     let c1 = gc().num_cycles;
@@ -162,6 +164,7 @@ fn a_realloc_moves_the_block_to_the_current_cycle() {
 }
 
 fn survivors_older_than_the_window_are_gathered() {
+    let _tracking = memwatch_test::track_survivors();
     let old = std::hint::black_box(Box::new([0u8; 77]));
     gc();
     for _ in 0..2060 {

@@ -1,10 +1,12 @@
 //! dhat's heap profiler as the oracle: one workload, our live counts and
 //! dhat's `HeapStats` agree at every checkpoint.
 //!
-//! Our `Alloc` wraps `dhat::Alloc`, so dhat sees each block with our 16-byte
-//! header in front (every alignment here is at most 16): its byte count is
-//! ours plus 16 per live block, exactly. dhat's own bookkeeping allocates
-//! through our allocator re-entrantly; we leave it uncounted, as dhat does.
+//! Our `Alloc` wraps `dhat::Alloc`. Outside windows dhat sees each block as
+//! we hand it out, so its byte count is ours, exactly. While survivors are
+//! tracked it sees each block with our 16-byte header in front (every
+//! alignment here is at most 16): its byte count is ours plus 16 per live
+//! block, exactly. dhat's own bookkeeping allocates through our allocator
+//! re-entrantly; we leave it uncounted, as dhat does.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +21,8 @@ const HEADER: u64 = 16;
 
 struct Oracle {
     start: Counts,
+    /// The bytes dhat sees in front of each of our blocks.
+    header: u64,
     checkpoints: usize,
 }
 
@@ -31,7 +35,7 @@ impl Oracle {
         assert_eq!(theirs.curr_blocks as u64, blocks, "{label}: live blocks");
         assert_eq!(
             theirs.curr_bytes as u64,
-            bytes + HEADER * blocks,
+            bytes + self.header * blocks,
             "{label}: live bytes"
         );
         self.checkpoints += 1;
@@ -39,9 +43,19 @@ impl Oracle {
 }
 
 fn live_counts_agree_with_dhat() {
+    workload(0);
+}
+
+fn live_counts_agree_with_dhat_while_survivors_are_tracked() {
+    let _tracking = memwatch_test::track_survivors();
+    workload(HEADER);
+}
+
+fn workload(header: u64) {
     let _profiler = dhat::Profiler::builder().testing().build();
     let mut o = Oracle {
         start: counts(),
+        header,
         checkpoints: 0,
     };
     o.check("empty");
@@ -80,5 +94,11 @@ fn live_counts_agree_with_dhat() {
 }
 
 fn main() -> std::process::ExitCode {
-    common::run(&[("live_counts_agree_with_dhat", live_counts_agree_with_dhat)])
+    common::run(&[
+        ("live_counts_agree_with_dhat", live_counts_agree_with_dhat),
+        (
+            "live_counts_agree_with_dhat_while_survivors_are_tracked",
+            live_counts_agree_with_dhat_while_survivors_are_tracked,
+        ),
+    ])
 }

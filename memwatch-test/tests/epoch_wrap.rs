@@ -1,18 +1,21 @@
-//! The epoch counter wraps after 2^29 collection cycles: the wrap must
-//! leave the mode bits (site capture, DHAT) alone and keep survivors
+//! The epoch counter wraps after 2^27 collection cycles: the wrap must
+//! leave the flags (site capture, DHAT, windows) alone and keep survivors
 //! numbered by cycle. The epoch is moved close to the wrap instead of
-//! running 2^29 cycles.
+//! running 2^27 cycles.
 
 #[global_allocator]
 static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
 
 #[test]
 fn survivors_and_modes_hold_across_the_wrap() {
+    let _tracking = memwatch_test::track_survivors();
     memwatch_test::gc();
-    memwatch_test::__private::set_epoch_for_tests((1 << 29) - 4);
+    let period = memwatch_test::__private::epoch_period_for_tests();
+    assert_eq!(period, 1 << 27);
+    memwatch_test::__private::set_epoch_for_tests(period - 4);
     // Made in a cycle of its own, so that it never moves to the others.
     // (Blocks made before the jump carry epochs the wrap comes back to, as
-    // a block alive for 2^29 cycles would: none of them is freed here.)
+    // a block alive for 2^27 cycles would: none of them is freed here.)
     let mut kept = Vec::with_capacity(10);
     memwatch_test::gc();
     for _ in 0..10 {

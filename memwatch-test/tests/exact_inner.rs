@@ -9,7 +9,7 @@
 use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use memwatch_test::{counts, Alloc};
+use memwatch_test::{counts, track_survivors, Alloc, SurvivorTracking};
 
 /// Returns blocks whose address is a multiple of the alignment asked for
 /// and an odd multiple of it: aligned exactly, never by accident more.
@@ -74,8 +74,29 @@ fn holds(ptr: *const u8, len: usize, byte: u8) -> bool {
         .all(|&b| b == byte)
 }
 
+/// When survivors are tracked, by step (allocation, each realloc, free):
+/// never, always, or every other step either way, so that blocks made
+/// plain are reallocated and freed in a window and the other way round.
+const WINDOW_PLANS: [fn(usize) -> bool; 4] = [|_| false, |_| true, |s| s % 2 == 0, |s| s % 2 == 1];
+
 fn every_alignment_and_operation_keeps_alignment_bytes_and_counts() {
+    for plan in WINDOW_PLANS {
+        every_alignment_and_operation(plan);
+    }
+}
+
+/// Opens or closes the window for `step` of `plan`.
+fn window_for(plan: fn(usize) -> bool, step: usize, window: &mut Option<SurvivorTracking>) {
+    if !plan(step) {
+        *window = None;
+    } else if window.is_none() {
+        *window = Some(track_survivors());
+    }
+}
+
+fn every_alignment_and_operation(plan: fn(usize) -> bool) {
     let before = counts();
+    let mut window = None;
     for shift in 0..=12 {
         let align = 1usize << shift;
         for size in [1, 7, 16, 17, 100, 4096, 70_000] {
@@ -83,6 +104,7 @@ fn every_alignment_and_operation_keeps_alignment_bytes_and_counts() {
             // SAFETY (test): non-zero sizes; each block freed once with
             // its layout.
             unsafe {
+                window_for(plan, 0, &mut window);
                 let p = alloc(layout);
                 assert!(!p.is_null());
                 assert_eq!(p as usize % align, 0, "align {align}");
@@ -94,7 +116,8 @@ fn every_alignment_and_operation_keeps_alignment_bytes_and_counts() {
                 assert_eq!(after.live_blocks - before.live_blocks, 2);
                 assert_eq!(after.live_bytes - before.live_bytes, 2 * size as u64);
                 let (mut p, mut current) = (p, layout);
-                for new_size in [size * 3, 1, size] {
+                for (step, new_size) in [size * 3, 1, size].into_iter().enumerate() {
+                    window_for(plan, step + 1, &mut window);
                     let q = realloc(p, current, new_size);
                     assert!(!q.is_null());
                     assert_eq!(q as usize % align, 0, "realloc keeps align {align}");
@@ -113,6 +136,7 @@ fn every_alignment_and_operation_keeps_alignment_bytes_and_counts() {
                     );
                     p = q;
                 }
+                window_for(plan, 4, &mut window);
                 dealloc(p, current);
                 dealloc(z, layout);
             }
@@ -123,12 +147,20 @@ fn every_alignment_and_operation_keeps_alignment_bytes_and_counts() {
 }
 
 fn failures_change_no_count_and_a_failed_realloc_keeps_the_block() {
+    for plan in WINDOW_PLANS {
+        failures_change_no_count(plan);
+    }
+}
+
+fn failures_change_no_count(plan: fn(usize) -> bool) {
+    let mut window = None;
     let mut kept = Vec::with_capacity(64);
     let before = counts();
     let layout = Layout::from_size_align(24, 8).unwrap();
     let mut failed = 0;
     FLAKY.with(|f| f.set(true));
-    for _ in 0..60 {
+    for step in 0..60 {
+        window_for(plan, step, &mut window);
         // SAFETY (test): a non-zero size.
         let p = unsafe { alloc(layout) };
         if p.is_null() {
@@ -139,7 +171,8 @@ fn failures_change_no_count_and_a_failed_realloc_keeps_the_block() {
     }
     let grown = Layout::from_size_align(4000, 8).unwrap();
     let mut realloc_failed = 0;
-    for slot in kept.iter_mut() {
+    for (step, slot) in kept.iter_mut().enumerate() {
+        window_for(plan, step + 1, &mut window);
         let p = *slot as *mut u8;
         fill(p, 24, 0x5a);
         // SAFETY (test): `p` is live with `layout`.
@@ -157,6 +190,7 @@ fn failures_change_no_count_and_a_failed_realloc_keeps_the_block() {
         *slot = 0;
     }
     FLAKY.with(|f| f.set(false));
+    drop(window);
     assert!(
         failed > 0 && realloc_failed > 0,
         "{failed} {realloc_failed}"

@@ -108,6 +108,17 @@ fn held(blocks: &[Block]) -> (u64, u64) {
 }
 
 fn random_operations_on_many_threads_are_counted_exactly() {
+    random_operations(false);
+}
+
+/// The same, with survivor tracking opened and closed at random on every
+/// thread and some blocks tagged: blocks made plain and headered cross
+/// threads, and are reallocated and freed on either side of a window.
+fn random_operations_in_and_out_of_windows_are_counted_exactly() {
+    random_operations(true);
+}
+
+fn random_operations(windows: bool) {
     let inboxes: Arc<Vec<Mutex<Vec<Block>>>> = Arc::new(
         (0..THREADS)
             .map(|_| Mutex::new(Vec::with_capacity(MAX_HELD)))
@@ -122,13 +133,27 @@ fn random_operations_on_many_threads_are_counted_exactly() {
             std::thread::spawn(move || {
                 let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
                 let mut mine: Vec<Block> = Vec::with_capacity(MAX_HELD);
+                let mut window = None;
                 // Claim this thread's counters before the measurement starts.
                 free(new_block(&mut rng, false));
                 barrier.wait(); // 0: every thread has its counters
                 barrier.wait(); // 1: start is measured
 
                 for _ in 0..OPS {
+                    if windows && rng.below(32) == 0 {
+                        window = match window {
+                            Some(w) => {
+                                drop::<memwatch_test::SurvivorTracking>(w);
+                                None
+                            }
+                            None => Some(memwatch_test::track_survivors()),
+                        };
+                    }
                     match rng.below(10) {
+                        0 if windows && mine.len() < MAX_HELD => {
+                            let b = memwatch_test::tag("Random", || new_block(&mut rng, false));
+                            mine.push(b)
+                        }
                         0..=2 if mine.len() < MAX_HELD => mine.push(new_block(&mut rng, false)),
                         3 if mine.len() < MAX_HELD => mine.push(new_block(&mut rng, true)),
                         4 | 5 if !mine.is_empty() => {
@@ -167,6 +192,7 @@ fn random_operations_on_many_threads_are_counted_exactly() {
                         }
                     }
                 }
+                drop(window);
                 barrier.wait(); // 2: no more handing over
                 {
                     let mut inbox = inboxes[t].lock().unwrap();
@@ -327,6 +353,10 @@ fn main() -> std::process::ExitCode {
         (
             "random_operations_on_many_threads_are_counted_exactly",
             random_operations_on_many_threads_are_counted_exactly,
+        ),
+        (
+            "random_operations_in_and_out_of_windows_are_counted_exactly",
+            random_operations_in_and_out_of_windows_are_counted_exactly,
         ),
         (
             "threads_that_exit_keep_the_counts_exact",

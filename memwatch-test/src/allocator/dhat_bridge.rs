@@ -36,6 +36,19 @@ pub(super) fn dhat_alloc(local: &Local, outer: Layout, zeroed: bool) -> *mut u8 
     p
 }
 
+/// Frees a block `dhat::Alloc` made, through it.
+///
+/// # Safety
+/// `dhat::Alloc` made `base` with `outer`, and nothing uses it any more.
+#[cold]
+#[inline(never)]
+pub(super) unsafe fn dhat_dealloc(local: &Local, base: *mut u8, outer: Layout) {
+    local.depth.set(local.depth.get() + 1);
+    // SAFETY: the caller's contract.
+    unsafe { GlobalAlloc::dealloc(&DHAT_ALLOC, base, outer) };
+    local.depth.set(local.depth.get() - 1);
+}
+
 /// Reallocates a block `dhat::Alloc` made, through it.
 #[cold]
 #[inline(never)]

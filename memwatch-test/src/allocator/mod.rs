@@ -16,19 +16,31 @@
 //!
 //! # Design
 //!
-//! Every block gets a 16-byte [`Header`] in front of it (or `align` bytes for
-//! alignments above 16, so the user pointer keeps its alignment). The header
-//! says whether the block is counted, the collection cycle (epoch) it was
-//! allocated in and the tag it was allocated under. Because the block carries
-//! this, a free is credited to the right cycle and tag from any thread.
+//! A block is *plain* or *headered*. Outside windows, a counted block is
+//! plain: the inner allocator's block, handed out as it is, with no byte
+//! added. Its allocation and free move the thread's totals (live bytes and
+//! blocks, the peak); that is all `gc()`, the stats and the leak rule need.
+//!
+//! While a *window* is open (survivors tracked, a leak test, site capture,
+//! DHAT, a scan process), under a [tag](crate::tag), and while counting is
+//! suspended, a block gets a 16-byte [`Header`] in front of it (or `align`
+//! bytes for alignments above 16, so the user pointer keeps its
+//! alignment). The header says whether the block is counted, the collection
+//! cycle (epoch) it was allocated in and its tag. Because the block carries
+//! this, its free is credited to the right cycle and tag from any thread.
+//!
+//! A free tells the two kinds apart from the mark map (`marks`), memory the
+//! allocator owns: it never reads in front of a block to find out. The map
+//! is only consulted once some block got a header. A plain block
+//! reallocated in a window becomes headered, stamped with the current cycle,
+//! as a headered one is restamped.
 //!
 //! Counters live in per-thread [`Slot`]s. The owning thread updates them
 //! with a relaxed load and store (no locked read-modify-write, no shared
 //! cache line is written); readers sum every slot. The sums are exact at a
 //! quiet point, when no thread is between an allocation and its bookkeeping.
-//! Slots come from a lock-free list that only grows; a thread's slot is
-//! released for reuse when the thread exits, and its figures stay in it (they
-//! are partial sums, so whoever takes the slot next keeps adding to them).
+//! Slots come from a lock-free list that only grows; a thread that exits
+//! folds its figures into the shared slot, and its slot is reused.
 //!
 //! Allocations made while the thread's `depth` is non-zero are *untracked*:
 //! those made re-entrantly from inside the inner allocator, those made while
@@ -37,11 +49,13 @@
 //! counted either, whichever thread makes them.
 //!
 //! The hot path touches one const-initialised thread-local without `Drop`
-//! ([`LOCAL`]), reads the global epoch with a relaxed load, takes no lock and
-//! never allocates.
+//! ([`LOCAL`]), reads the global epoch word with a relaxed load, takes no
+//! lock and never allocates. The headered paths are out of line, so the
+//! plain one stays short.
 //!
-//! Three modes ride on the epoch word, so the hot path learns them with the
-//! same load: capture (each block's stack goes to the site table), DHAT
+//! The epoch word also holds the flags the hot path needs, so it learns
+//! them with the same load: a window is open, some block has a header, and
+//! three modes: capture (each block's stack goes to the site table), DHAT
 //! (blocks go to `dhat::Alloc`) and scan. Only a scan process (one the
 //! harness starts to find what keeps a leak alive) has the scan mode, for
 //! its whole life: each counted block is entered in the census ([`census`])
@@ -60,6 +74,7 @@ mod unwind;
 
 mod dhat_bridge;
 mod header;
+mod marks;
 mod sites;
 mod slots;
 
@@ -84,6 +99,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::Mutex;
 
 /// How many recent collection cycles keep their own survivor counters: at
 /// least a leak test's default budget of measured iterations, so that the
@@ -94,8 +110,8 @@ pub(crate) const EPOCH_WINDOW: usize = 2048;
 pub(crate) const MAX_TAGS: usize = 256;
 
 /// The current collection cycle: blocks allocated now are stamped with it.
-/// Starts at 1; collection cycle `n` moves it to `n + 1`. Its top bit is
-/// [`CAPTURE_BIT`], so the hot path learns both with one load.
+/// Starts at 1; collection cycle `n` moves it to `n + 1`. Its top bits are
+/// flags ([`FLAG_BITS`]), so the hot path learns them with the same load.
 static EPOCH: AtomicU32 = AtomicU32::new(1);
 /// Set in [`EPOCH`] while allocation sites are captured.
 const CAPTURE_BIT: u32 = 1 << 31;
@@ -104,12 +120,54 @@ const DHAT_BIT: u32 = 1 << 30;
 /// Set in [`EPOCH`] for the whole life of a scan process: every counted
 /// block is entered in the census (see `census`).
 const SCAN_BIT: u32 = 1 << 29;
-/// The bits of [`EPOCH`] that are modes, not the epoch.
+/// Set in [`EPOCH`] while a [`Window`] is open: new blocks get a header.
+const WINDOW_BIT: u32 = 1 << 28;
+/// Set in [`EPOCH`] once any block got a header, for good: from then on a
+/// free asks the mark map whether its block has one.
+const HEADERS_BIT: u32 = 1 << 27;
+/// The modes: bits of [`EPOCH`] that send a block down a special path.
 const MODE_BITS: u32 = CAPTURE_BIT | DHAT_BIT | SCAN_BIT;
-/// The bits of [`EPOCH`] that are the epoch: it counts modulo 2^29 and
-/// wraps there without touching the modes. 2^29 is a multiple of
+/// The bits of [`EPOCH`] that give new blocks a header.
+const HEADERED_BITS: u32 = MODE_BITS | WINDOW_BIT;
+/// The bits of [`EPOCH`] that are flags, not the epoch.
+const FLAG_BITS: u32 = HEADERED_BITS | HEADERS_BIT;
+/// The bits of [`EPOCH`] that are the epoch: it counts modulo 2^27 and
+/// wraps there without touching the flags. 2^27 is a multiple of
 /// [`EPOCH_WINDOW`], so the ring buckets follow the wrap.
-const EPOCH_MASK: u32 = !MODE_BITS;
+const EPOCH_MASK: u32 = !FLAG_BITS;
+
+/// How many windows are open; the first sets [`WINDOW_BIT`], the last
+/// clears it.
+static WINDOWS: Mutex<u32> = Mutex::new(0);
+
+/// While one is alive, blocks get a header that stamps them with their
+/// collection cycle and tag (see the module's design notes). Survivor
+/// tracking and the harness's leak tests hold one.
+#[derive(Debug)]
+pub(crate) struct Window(());
+
+impl Window {
+    /// Opens a window: blocks allocated from now on are headered.
+    pub(crate) fn open() -> Window {
+        let mut open = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        if *open == 0 {
+            EPOCH.fetch_or(WINDOW_BIT, AcqRel);
+        }
+        *open += 1;
+        Window(())
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        let mut open = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        *open -= 1;
+        if *open == 0 {
+            EPOCH.fetch_and(!WINDOW_BIT, AcqRel);
+        }
+    }
+}
+
 /// A global allocator that counts every block, for memwatch.
 ///
 /// Install it in the binary whose heap you want to watch (a test binary, a
@@ -201,6 +259,11 @@ impl<A> Alloc<A> {
     }
 }
 
+/// A headered block could not be marked (its address is above the mark
+/// map, or no memory was left for the map): it was given back, and the
+/// caller makes a plain block instead.
+struct Unmarkable;
+
 impl<A: GlobalAlloc> Alloc<A> {
     /// A scan process's realloc: a new block, the bytes copied, the old
     /// block zeroed and freed (see [`SCRUB`]).
@@ -233,22 +296,76 @@ impl<A: GlobalAlloc> Alloc<A> {
         new
     }
 
-    /// `alloc` and `alloc_zeroed`.
+    /// A plain block: the inner allocator's, as it is, counted as one.
     ///
     /// # Safety
-    /// Same contract as [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
+    /// `layout` has a non-zero size.
     #[inline(always)]
-    unsafe fn alloc_impl(&self, layout: Layout, zeroed: bool) -> *mut u8 {
-        let Some(outer) = outer_layout(layout.size(), layout.align()) else {
-            return ptr::null_mut();
-        };
-        let offset = header_offset(layout.align());
-        let local = local();
+    unsafe fn alloc_plain<const ZEROED: bool>(
+        &self,
+        local: &Local,
+        word: u32,
+        layout: Layout,
+    ) -> *mut u8 {
         let depth = local.depth.get();
-        let word = EPOCH.load(Relaxed);
+        // SAFETY: `layout` has a non-zero size.
+        let block = self.guarded(local, depth, || unsafe {
+            if ZEROED {
+                self.inner.alloc_zeroed(layout)
+            } else {
+                self.inner.alloc(layout)
+            }
+        });
+        if !block.is_null() {
+            slot_of(local).on_plain_alloc(word & EPOCH_MASK, layout.size() as u64);
+        }
+        block
+    }
+
+    /// [`Self::make_headered`] out of line, for the paths with a mode on.
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    #[cold]
+    #[inline(never)]
+    unsafe fn make_headered_cold(
+        &self,
+        local: &Local,
+        word: u32,
+        layout: Layout,
+        zeroed: bool,
+        counted: bool,
+        tag: u32,
+    ) -> Result<*mut u8, Unmarkable> {
+        // SAFETY: same contract.
+        unsafe { self.make_headered(local, word, layout, zeroed, counted, tag) }
+    }
+
+    /// A headered block for `layout`: allocated, marked, its header
+    /// written (and, in a mode, its site taken, its census entry made).
+    /// Counts nothing. A null pointer when the inner allocator has no
+    /// memory. Inlined, so that where the caller knows no mode is on, the
+    /// paths of the modes go.
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    #[inline(always)]
+    unsafe fn make_headered(
+        &self,
+        local: &Local,
+        word: u32,
+        layout: Layout,
+        zeroed: bool,
+        counted: bool,
+        tag: u32,
+    ) -> Result<*mut u8, Unmarkable> {
+        let Some(outer) = outer_layout(layout.size(), layout.align()) else {
+            return Ok(ptr::null_mut());
+        };
+        let depth = local.depth.get();
         // Capture and DHAT apply to counted allocations only; a scan
         // process scrubs every block.
-        let modes = if depth == 0 {
+        let modes = if counted {
             word & MODE_BITS
         } else {
             word & SCAN_BIT
@@ -266,64 +383,97 @@ impl<A: GlobalAlloc> Alloc<A> {
             })
         };
         if base.is_null() {
-            return base;
+            return Ok(base);
+        }
+        if word & HEADERS_BIT == 0 {
+            EPOCH.fetch_or(HEADERS_BIT, AcqRel);
         }
         // SAFETY: the block has `offset + size` bytes, `offset >= 16`.
-        let user = unsafe { base.add(offset) };
-        let epoch = word & !MODE_BITS;
-        let tag = local.tag.get();
-        let mark = if depth == 0 { TRACKED } else { UNTRACKED };
+        let user = unsafe { base.add(header_offset(layout.align())) };
+        if !marks::mark(user) {
+            if modes & DHAT_BIT != 0 {
+                // SAFETY: just made by dhat with `outer`, never handed out.
+                unsafe { dhat_dealloc(local, base, outer) };
+            } else {
+                // SAFETY: just allocated with `outer`, never handed out.
+                self.guarded(local, depth, || unsafe { self.inner.dealloc(base, outer) });
+            }
+            return Err(Unmarkable);
+        }
+        let epoch = word & EPOCH_MASK;
         let site = if modes == 0 {
             0
         } else {
-            special_site(local, modes, depth == 0, user, layout.size(), epoch, tag)
+            special_site(local, modes, counted, user, layout.size(), epoch, tag)
         };
         // SAFETY: the header lies inside the block, before `user`.
         unsafe {
             header_of(user).write(Header {
-                mark,
+                mark: if counted { TRACKED } else { UNTRACKED },
                 epoch,
                 tag,
                 site,
             })
         };
-        if depth == 0 {
-            slot_of(local).on_alloc(epoch, tag, layout.size() as u64);
+        Ok(user)
+    }
+
+    /// `alloc` and `alloc_zeroed` of a headered block, counted under the
+    /// thread's tag unless counting is suspended.
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    #[inline(never)]
+    unsafe fn alloc_headered<const ZEROED: bool>(
+        &self,
+        local: &Local,
+        word: u32,
+        layout: Layout,
+    ) -> *mut u8 {
+        let counted = local.depth.get() == 0;
+        let tag = local.tag.get();
+        // The common case, a counted block of an alignment up to 16 in a
+        // window with no mode on, is inlined here with the modes' paths
+        // gone, and the header's layout known.
+        // SAFETY: same contract; up to 16, the header and outer layout do
+        // not depend on the alignment (see `header_offset`, `outer_align`).
+        let made = unsafe {
+            if counted && word & MODE_BITS == 0 && layout.align() <= HEADER {
+                let layout = Layout::from_size_align_unchecked(layout.size(), HEADER);
+                self.make_headered(local, word & !MODE_BITS, layout, ZEROED, true, tag)
+            } else {
+                self.make_headered_cold(local, word, layout, ZEROED, counted, tag)
+            }
+        };
+        match made {
+            Ok(user) => {
+                if counted && !user.is_null() {
+                    slot_of(local).on_alloc(word & EPOCH_MASK, tag, layout.size() as u64);
+                }
+                user
+            }
+            // SAFETY: same contract.
+            Err(Unmarkable) => unsafe { self.alloc_plain::<ZEROED>(local, word, layout) },
         }
-        user
-    }
-}
-
-// SAFETY: every method forwards to the inner allocator with a layout that
-// has room for the header in front and an alignment of at least 16 and at
-// least the caller's (the header offset is a multiple of the caller's
-// alignment, so the pointer past the header keeps it), and hands out the
-// pointer past the header. `dealloc` and `realloc` recompute the same
-// offset and outer layout from the caller's layout.
-unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
-    #[inline]
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as `GlobalAlloc::alloc`.
-        unsafe { self.alloc_impl(layout, false) }
     }
 
-    #[inline]
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as `GlobalAlloc::alloc_zeroed`.
-        unsafe { self.alloc_impl(layout, true) }
-    }
-
-    #[inline]
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc_impl` with this layout, so a header
-        // precedes it and `block_of` finds the block and its outer layout.
+    /// `dealloc` of a headered block, whose mark is `mark`; `word` is the
+    /// epoch word as read.
+    ///
+    /// # Safety
+    /// `ptr` is a marked (headered) block from this allocator with `layout`.
+    #[inline(never)]
+    unsafe fn dealloc_headered(&self, ptr: *mut u8, layout: Layout, mark: marks::Mark, word: u32) {
+        // SAFETY: a header precedes `ptr` and `block_of` finds the block
+        // and its outer layout. The mark goes before the block does.
         unsafe {
             let header = header_of(ptr).read();
             debug_assert!(header.mark == TRACKED || header.mark == UNTRACKED);
+            mark.clear();
             let (base, outer) = block_of(ptr, layout);
             let local = local();
             if header.mark == TRACKED {
-                slot_of(local).on_free(header.epoch, header.tag, layout.size() as u64);
+                slot_of(local).on_free(header.epoch, header.tag, layout.size() as u64, word);
             }
             if header.site != 0 {
                 site_free(local, header.site, ptr, layout.size() as u64, base, outer);
@@ -336,15 +486,102 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
         }
     }
 
-    #[inline]
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    /// `realloc` of a plain block in a window: it becomes a headered block
+    /// of the current cycle (untagged, as it was), so that the window sees
+    /// it as made now, as it sees a headered block reallocated.
+    ///
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract; `ptr` is a plain block.
+    #[inline(never)]
+    unsafe fn realloc_into_window(
+        &self,
+        local: &Local,
+        word: u32,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+    ) -> *mut u8 {
+        // SAFETY: `realloc`'s contract makes `new_size` at `layout.align()`
+        // a valid layout, of non-zero size.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: same.
+        let new = match unsafe { self.make_headered_cold(local, word, new_layout, false, true, 0) }
+        {
+            Ok(new) => new,
+            // SAFETY: same contract.
+            Err(Unmarkable) => {
+                return unsafe { self.realloc_plain(local, word, ptr, layout, new_size) }
+            }
+        };
+        if new.is_null() {
+            return new;
+        }
+        let depth = local.depth.get();
+        // SAFETY: both blocks are live and distinct, each at least this
+        // long; the old one is freed once, with its layout, as plain.
+        unsafe {
+            ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+            self.guarded(local, depth, || self.inner.dealloc(ptr, layout));
+        }
+        slot_of(local).on_realloc_from_plain(
+            word & EPOCH_MASK,
+            layout.size() as u64,
+            new_size as u64,
+        );
+        new
+    }
+
+    /// `realloc` of a plain block that stays plain.
+    ///
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract; `ptr` is a plain block.
+    #[inline(always)]
+    unsafe fn realloc_plain(
+        &self,
+        local: &Local,
+        word: u32,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+    ) -> *mut u8 {
+        let depth = local.depth.get();
+        // SAFETY: the caller's contract, forwarded: a plain block is the
+        // inner allocator's with this very layout.
+        let new = self.guarded(local, depth, || unsafe {
+            self.inner.realloc(ptr, layout, new_size)
+        });
+        if !new.is_null() {
+            slot_of(local).on_plain_realloc(
+                word & EPOCH_MASK,
+                layout.size() as u64,
+                new_size as u64,
+            );
+        }
+        new
+    }
+
+    /// `realloc` of a headered block, whose mark is `mark`.
+    ///
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract; `ptr` is a marked (headered)
+    /// block.
+    #[inline(never)]
+    unsafe fn realloc_headered(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        mark: marks::Mark,
+    ) -> *mut u8 {
         let offset = header_offset(layout.align());
         let Some(new_outer) = outer_layout(new_size, layout.align()) else {
             return ptr::null_mut();
         };
-        // SAFETY: `ptr` came from `alloc_impl` with `layout`: a header
+        // SAFETY: `ptr` came from `make_headered` with `layout`: a header
         // precedes it and the block starts `offset` bytes before it. The
         // inner realloc keeps the header bytes at the start of the block.
+        // The mark goes before the inner allocator may take the block
+        // back, and comes back if it does not.
         unsafe {
             let old = header_of(ptr).read();
             debug_assert!(old.mark == TRACKED || old.mark == UNTRACKED);
@@ -355,6 +592,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
             // other thread is handed the old address while it is still there.
             #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
             let mut census = (old.site & IN_CENSUS != 0).then(census::lock);
+            mark.clear();
             let moved = if old.site & VIA_DHAT != 0 {
                 dhat_realloc(local, base, outer, new_outer.size())
             } else if old.site & SCRUB != 0 {
@@ -365,12 +603,18 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
                 })
             };
             if moved.is_null() {
+                mark.restore();
                 return moved;
             }
             let user = moved.add(offset);
+            if !marks::mark(user) {
+                #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+                drop(census);
+                return self.unheader(local, user, old, layout, new_size);
+            }
             if old.mark == TRACKED {
                 // A realloc makes the block anew: it now belongs to this cycle.
-                let epoch = EPOCH.load(Relaxed) & !MODE_BITS;
+                let epoch = EPOCH.load(Relaxed) & EPOCH_MASK;
                 (*header_of(user)).epoch = epoch;
                 #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
                 if let Some(census) = &mut census {
@@ -400,6 +644,125 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
             user
         }
     }
+
+    /// A headered block that a realloc moved where it cannot be marked
+    /// (see [`Unmarkable`]): its bytes move to a plain block, and it is
+    /// freed. Counted as its free and a plain block's allocation.
+    ///
+    /// # Safety
+    /// `user` is the unmarked, moved headered block, now `new_size` bytes
+    /// at `layout.align()`, with the header `old`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn unheader(
+        &self,
+        local: &Local,
+        user: *mut u8,
+        old: Header,
+        layout: Layout,
+        new_size: usize,
+    ) -> *mut u8 {
+        let word = EPOCH.load(Relaxed);
+        // SAFETY: `realloc`'s contract makes this a valid layout.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: `new_layout` has a non-zero size.
+        let plain = unsafe { self.alloc_plain::<false>(local, word, new_layout) };
+        if plain.is_null() {
+            // The old pointer is gone and the moved block cannot be
+            // handed out: out of memory, with nothing valid to return.
+            std::alloc::handle_alloc_error(new_layout);
+        }
+        // SAFETY: both are live, distinct and at least `new_size` long.
+        unsafe { ptr::copy_nonoverlapping(user, plain, new_size) };
+        if old.mark == TRACKED {
+            slot_of(local).on_free(old.epoch, old.tag, layout.size() as u64, word);
+        }
+        // SAFETY: the moved block, with the layout it now has.
+        let (base, outer) = unsafe { block_of(user, new_layout) };
+        // SAFETY: the moved block, with its outer layout, freed once.
+        self.guarded(local, local.depth.get(), || unsafe {
+            self.inner.dealloc(base, outer)
+        });
+        plain
+    }
+}
+
+// SAFETY: a plain block is the inner allocator's block for the caller's
+// layout, forwarded as it is. A headered block is the inner allocator's
+// block for a layout with room for the header in front and an alignment of
+// at least 16 and at least the caller's (the header offset is a multiple of
+// the caller's alignment, so the pointer past the header keeps it), handed
+// out past the header. The mark map tells the two apart from the pointer
+// alone (see `marks`), and `dealloc` and `realloc` recompute the same
+// offset and outer layout from the caller's layout.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as `GlobalAlloc::alloc`.
+        unsafe { self.alloc_impl::<false>(layout) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as `GlobalAlloc::alloc_zeroed`.
+        unsafe { self.alloc_impl::<true>(layout) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let word = EPOCH.load(Relaxed);
+        if word & HEADERS_BIT != 0 {
+            if let Some(mark) = marks::marked(ptr) {
+                // SAFETY: a marked pointer is a headered block's.
+                return unsafe { self.dealloc_headered(ptr, layout, mark, word) };
+            }
+        }
+        let local = local();
+        // Counted first, so that the inner free is the last call.
+        slot_of(local).on_plain_free(layout.size() as u64);
+        let depth = local.depth.get();
+        // SAFETY: an unmarked pointer is a plain block: the inner
+        // allocator's, with this very layout.
+        self.guarded(local, depth, || unsafe { self.inner.dealloc(ptr, layout) });
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let word = EPOCH.load(Relaxed);
+        if word & HEADERS_BIT != 0 {
+            if let Some(mark) = marks::marked(ptr) {
+                // SAFETY: a marked pointer is a headered block's.
+                return unsafe { self.realloc_headered(ptr, layout, new_size, mark) };
+            }
+        }
+        let local = local();
+        if word & HEADERED_BITS != 0 {
+            // SAFETY: same contract; an unmarked pointer is a plain block.
+            return unsafe { self.realloc_into_window(local, word, ptr, layout, new_size) };
+        }
+        // SAFETY: same contract; an unmarked pointer is a plain block.
+        unsafe { self.realloc_plain(local, word, ptr, layout, new_size) }
+    }
+}
+
+impl<A: GlobalAlloc> Alloc<A> {
+    /// `alloc` and `alloc_zeroed`: a plain block outside windows, tags and
+    /// suspended counting; a headered one otherwise.
+    ///
+    /// # Safety
+    /// Same contract as [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
+    #[inline(always)]
+    unsafe fn alloc_impl<const ZEROED: bool>(&self, layout: Layout) -> *mut u8 {
+        let local = local();
+        let word = EPOCH.load(Relaxed);
+        if word & HEADERED_BITS == 0 && local.depth.get() | local.tag.get() == 0 {
+            // SAFETY: same contract.
+            unsafe { self.alloc_plain::<ZEROED>(local, word, layout) }
+        } else {
+            // SAFETY: same contract.
+            unsafe { self.alloc_headered::<ZEROED>(local, word, layout) }
+        }
+    }
 }
 
 /// Runs `f` with counting suspended on this thread: blocks it allocates are
@@ -419,13 +782,13 @@ pub(crate) fn untracked<R>(f: impl FnOnce() -> R) -> R {
 
 /// The current epoch (collection cycle in progress).
 pub(crate) fn epoch() -> u32 {
-    EPOCH.load(Relaxed) & !MODE_BITS
+    EPOCH.load(Relaxed) & EPOCH_MASK
 }
 
-/// Moves to the next epoch, modulo 2^30, leaving the mode bits as they
-/// are; returns the new one.
+/// Moves to the next epoch, modulo 2^27, leaving the flags as they are;
+/// returns the new one.
 pub(crate) fn advance_epoch() -> u32 {
-    let next = |word: u32| (word & MODE_BITS) | (word.wrapping_add(1) & EPOCH_MASK);
+    let next = |word: u32| (word & FLAG_BITS) | (word.wrapping_add(1) & EPOCH_MASK);
     let previous = EPOCH
         .fetch_update(AcqRel, Relaxed, |word| Some(next(word)))
         .unwrap_or_else(|word| word);
@@ -443,12 +806,12 @@ pub(crate) fn epoch_before(now: u32, k: u32) -> u32 {
     now.wrapping_sub(k) & EPOCH_MASK
 }
 
-/// Sets the epoch (the modes kept): for the test of the wrap, which would
-/// otherwise take 2^30 collection cycles.
+/// Sets the epoch (the flags kept): for the test of the wrap, which would
+/// otherwise take 2^27 collection cycles.
 #[doc(hidden)]
 pub fn set_epoch_for_tests(epoch: u32) {
     let _ = EPOCH.fetch_update(AcqRel, Relaxed, |word| {
-        Some((word & MODE_BITS) | (epoch & EPOCH_MASK))
+        Some((word & FLAG_BITS) | (epoch & EPOCH_MASK))
     });
 }
 
@@ -457,6 +820,20 @@ pub fn set_epoch_for_tests(epoch: u32) {
 #[doc(hidden)]
 pub fn modes_for_tests() -> u32 {
     EPOCH.load(Relaxed) & MODE_BITS
+}
+
+/// How many epochs there are before the epoch wraps: for the test of the
+/// wrap.
+#[doc(hidden)]
+pub fn epoch_period_for_tests() -> u32 {
+    EPOCH_MASK + 1
+}
+
+/// Whether `ptr`, a live block from the counting allocator, carries a
+/// header: for the tests that blocks outside windows cost no memory.
+#[doc(hidden)]
+pub fn headered_for_tests(ptr: *const u8) -> bool {
+    EPOCH.load(Relaxed) & HEADERS_BIT != 0 && marks::is_marked(ptr.cast_mut())
 }
 
 /// The header's `site` field for a block at `user` allocated in capture,
@@ -526,10 +903,8 @@ fn site_free(local: &Local, site: u32, user: *mut u8, size: u64, base: *mut u8, 
         site_resize(site, size, 0);
     }
     if site & VIA_DHAT != 0 {
-        local.depth.set(local.depth.get() + 1);
         // SAFETY: the header says `dhat::Alloc` made this block, with the
         // same outer layout; it is freed once, here.
-        unsafe { GlobalAlloc::dealloc(&DHAT_ALLOC, base, outer) };
-        local.depth.set(local.depth.get() - 1);
+        unsafe { dhat_dealloc(local, base, outer) };
     }
 }

@@ -26,6 +26,10 @@ pub(super) struct TagCells {
 
 /// One thread's counters. Figures are two's-complement `i64`s stored in
 /// `u64`s: a thread that frees what another allocated goes negative.
+///
+/// What a plain block's allocation and free touch (the kind of slot, the
+/// net and peak, the untagged row) is in the slot's first 64 bytes: one
+/// cache line.
 #[repr(C, align(128))]
 pub(crate) struct Slot {
     /// The fallback slot is shared by threads without a slot of their own
@@ -36,18 +40,22 @@ pub(crate) struct Slot {
     /// Its figures were moved into the shared slot when its thread exited,
     /// and no thread has taken it since: readers pass it by.
     folded: AtomicBool,
+    peak_epoch: AtomicU32,
+    /// This thread's net bytes, and its high-water mark in `peak_epoch`.
+    net: AtomicU64,
+    peak: AtomicU64,
+    peak_base: AtomicU64,
+    /// Per tag; row 0 (untagged) ends the first cache line.
+    tags: [TagCells; MAX_TAGS],
     next: AtomicPtr<Slot>,
     /// Net live `[bytes, blocks]` by epoch, indexed by `epoch % EPOCH_WINDOW`.
     epochs: [[AtomicU64; 2]; EPOCH_WINDOW],
     /// Net `[bytes, blocks]` freed from blocks older than the window.
     old: [AtomicU64; 2],
-    /// This thread's net bytes, and its high-water mark in `peak_epoch`.
-    net: AtomicU64,
-    peak: AtomicU64,
-    peak_base: AtomicU64,
-    peak_epoch: AtomicU32,
-    tags: [TagCells; MAX_TAGS],
 }
+
+// The hot fields and the untagged row fill the first cache line exactly.
+const _: () = assert!(std::mem::offset_of!(Slot, tags) + std::mem::size_of::<TagCells>() == 64);
 
 #[allow(clippy::declare_interior_mutable_const)]
 pub(super) const ZERO: AtomicU64 = AtomicU64::new(0);
@@ -145,18 +153,101 @@ impl Slot {
         self.grow::<SHARED>(epoch, size);
     }
 
+    /// A plain block of `size` bytes was allocated in `epoch`: it counts
+    /// as untagged and in no cycle's bucket.
     #[inline(always)]
-    pub(super) fn on_free(&self, epoch: u32, tag: u32, size: u64) {
+    pub(super) fn on_plain_alloc(&self, epoch: u32, size: u64) {
         if self.shared {
-            self.free_as::<true>(epoch, tag, size)
+            self.plain_alloc_as::<true>(epoch, size)
         } else {
-            self.free_as::<false>(epoch, tag, size)
+            self.plain_alloc_as::<false>(epoch, size)
         }
     }
 
     #[inline(always)]
-    fn free_as<const SHARED: bool>(&self, epoch: u32, tag: u32, size: u64) {
-        let cells = self.epoch_cells(epoch, EPOCH.load(Relaxed) & !MODE_BITS);
+    fn plain_alloc_as<const SHARED: bool>(&self, epoch: u32, size: u64) {
+        let t = &self.tags[0];
+        Self::add::<SHARED>(&t.allocs, 1);
+        Self::add::<SHARED>(&t.bytes_added, size);
+        self.grow::<SHARED>(epoch, size);
+    }
+
+    /// A plain block of `size` bytes was freed.
+    #[inline(always)]
+    pub(super) fn on_plain_free(&self, size: u64) {
+        if self.shared {
+            self.plain_free_as::<true>(size)
+        } else {
+            self.plain_free_as::<false>(size)
+        }
+    }
+
+    #[inline(always)]
+    fn plain_free_as<const SHARED: bool>(&self, size: u64) {
+        let t = &self.tags[0];
+        Self::add::<SHARED>(&t.frees, 1);
+        Self::add::<SHARED>(&t.bytes_removed, size);
+        Self::add::<SHARED>(&self.net, size.wrapping_neg());
+    }
+
+    /// A plain block went from `old` to `new` bytes in `epoch`, and stayed
+    /// plain.
+    #[inline(always)]
+    pub(super) fn on_plain_realloc(&self, epoch: u32, old: u64, new: u64) {
+        if self.shared {
+            self.resize_as::<true>(epoch, 0, old, new)
+        } else {
+            self.resize_as::<false>(epoch, 0, old, new)
+        }
+    }
+
+    /// A plain block of `old` bytes became a headered block of `new` bytes
+    /// in `epoch` (a realloc in a window): it enters that epoch's bucket.
+    #[inline(always)]
+    pub(super) fn on_realloc_from_plain(&self, epoch: u32, old: u64, new: u64) {
+        if self.shared {
+            self.unplain_as::<true>(epoch, old, new)
+        } else {
+            self.unplain_as::<false>(epoch, old, new)
+        }
+    }
+
+    #[inline(always)]
+    fn unplain_as<const SHARED: bool>(&self, epoch: u32, old: u64, new: u64) {
+        let to = &self.epochs[epoch as usize % EPOCH_WINDOW];
+        Self::add::<SHARED>(&to[0], new);
+        Self::add::<SHARED>(&to[1], 1);
+        self.resize_as::<SHARED>(epoch, 0, old, new);
+    }
+
+    /// A block of `tag` went from `old` to `new` bytes in `epoch`: the
+    /// tag's bytes and the thread's net (and peak) follow.
+    #[inline(always)]
+    fn resize_as<const SHARED: bool>(&self, epoch: u32, tag: u32, old: u64, new: u64) {
+        let t = self.tag(tag);
+        if new >= old {
+            Self::add::<SHARED>(&t.bytes_added, new - old);
+            self.grow::<SHARED>(epoch, new - old);
+        } else {
+            Self::add::<SHARED>(&t.bytes_removed, old - new);
+            Self::add::<SHARED>(&self.net, (old - new).wrapping_neg());
+        }
+    }
+
+    /// A headered block of `epoch` and `tag` was freed; `word` is the
+    /// epoch word as read now.
+    #[inline(always)]
+    pub(super) fn on_free(&self, epoch: u32, tag: u32, size: u64, word: u32) {
+        if self.shared {
+            self.free_as::<true>(epoch, tag, size, word)
+        } else {
+            self.free_as::<false>(epoch, tag, size, word)
+        }
+    }
+
+    #[inline(always)]
+    fn free_as<const SHARED: bool>(&self, epoch: u32, tag: u32, size: u64, word: u32) {
+        let cells = self.epoch_cells(epoch, word & EPOCH_MASK);
         Self::add::<SHARED>(&cells[0], size.wrapping_neg());
         Self::add::<SHARED>(&cells[1], 1u64.wrapping_neg());
         let t = self.tag(tag);
@@ -189,14 +280,7 @@ impl Slot {
         let to = &self.epochs[epoch as usize % EPOCH_WINDOW];
         Self::add::<SHARED>(&to[0], new);
         Self::add::<SHARED>(&to[1], 1);
-        let t = self.tag(tag);
-        if new >= old {
-            Self::add::<SHARED>(&t.bytes_added, new - old);
-            self.grow::<SHARED>(epoch, new - old);
-        } else {
-            Self::add::<SHARED>(&t.bytes_removed, old - new);
-            Self::add::<SHARED>(&self.net, (old - new).wrapping_neg());
-        }
+        self.resize_as::<SHARED>(epoch, tag, old, new);
     }
 }
 
