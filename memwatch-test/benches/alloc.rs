@@ -4,7 +4,9 @@
 //!
 //! Every allocator is called through `GlobalAlloc` the same way, side by
 //! side in interleaved rounds, so machine noise hits them alike; the bench
-//! binary's own global allocator stays `System`. Reported: the median
+//! binary's own global allocator stays `System`. Each is called as a
+//! global allocator is: on its static, known at compile time, with the
+//! workload compiled for it (not through `dyn`). Reported: the median
 //! nanoseconds per alloc+free pair over the rounds, and its ratio to System.
 //!
 //! - `system`: `std::alloc::System`.
@@ -68,7 +70,7 @@ static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static MEMWATCH_MIMALLOC: memwatch_test::Alloc<mimalloc::MiMalloc> =
     memwatch_test::Alloc::new(mimalloc::MiMalloc);
 
-const ROUNDS: usize = 11;
+const ROUNDS: usize = 31;
 const PAIRS: usize = 200_000;
 /// Sizes of the mixed workload: mostly small, some medium, a few large.
 const MIX: [usize; 16] = [
@@ -77,7 +79,8 @@ const MIX: [usize; 16] = [
 const BATCH: usize = 32;
 
 /// One alloc+free pair of an 8-byte box, `n` times.
-fn boxes(a: &dyn GlobalAlloc, n: usize) {
+#[inline(always)]
+fn boxes<A: GlobalAlloc>(a: &A, n: usize) {
     let layout = Layout::new::<u64>();
     for i in 0..n {
         // SAFETY: a non-zero layout; the block is freed with it right away.
@@ -91,7 +94,8 @@ fn boxes(a: &dyn GlobalAlloc, n: usize) {
 }
 
 /// Batches of blocks of mixed sizes, freed in another order; `n` pairs.
-fn mix(a: &dyn GlobalAlloc, n: usize) {
+#[inline(always)]
+fn mix<A: GlobalAlloc>(a: &A, n: usize) {
     let mut held = [(std::ptr::null_mut::<u8>(), Layout::new::<u8>()); BATCH];
     for round in 0..n / BATCH {
         for (i, slot) in held.iter_mut().enumerate() {
@@ -111,34 +115,49 @@ fn mix(a: &dyn GlobalAlloc, n: usize) {
     }
 }
 
-type Workload = fn(&dyn GlobalAlloc, usize);
+/// The workloads.
+#[derive(Clone, Copy)]
+enum Workload {
+    Boxes,
+    Mix,
+}
 
-/// An allocator of a table, and whether it runs with every feature on.
+#[inline(always)]
+fn work<A: GlobalAlloc>(a: &A, workload: Workload, n: usize) {
+    match workload {
+        Workload::Boxes => boxes(a, n),
+        Workload::Mix => mix(a, n),
+    }
+}
+
+/// An allocator of a table: the workloads compiled for its static, and
+/// whether it runs with every feature on.
 struct Entry {
     name: &'static str,
-    alloc: &'static (dyn GlobalAlloc + Sync),
+    run: fn(Workload, usize),
     all_on: bool,
 }
 
-const fn entry(name: &'static str, alloc: &'static (dyn GlobalAlloc + Sync)) -> Entry {
-    Entry {
-        name,
-        alloc,
-        all_on: false,
-    }
-}
-
-const fn all_on(name: &'static str, alloc: &'static (dyn GlobalAlloc + Sync)) -> Entry {
-    Entry {
-        name,
-        alloc,
-        all_on: true,
-    }
+/// An [`Entry`] for the static `$alloc`, with every feature on or not.
+macro_rules! entry {
+    ($name:expr, $alloc:expr) => {
+        entry!($name, $alloc, false)
+    };
+    ($name:expr, $alloc:expr, $all_on:expr) => {{
+        fn run(workload: Workload, n: usize) {
+            work($alloc, workload, n)
+        }
+        Entry {
+            name: $name,
+            run,
+            all_on: $all_on,
+        }
+    }};
 }
 
 /// Nanoseconds per pair, on `threads` threads running at once.
-fn measure(entry: &Entry, work: Workload, threads: usize) -> f64 {
-    let alloc = entry.alloc;
+fn measure(entry: &Entry, workload: Workload, threads: usize) -> f64 {
+    let run = entry.run;
     let all_on = entry.all_on;
     let tracking = all_on.then(memwatch_test::track_survivors);
     let start = Arc::new(Barrier::new(threads));
@@ -146,17 +165,17 @@ fn measure(entry: &Entry, work: Workload, threads: usize) -> f64 {
         .map(|_| {
             let start = start.clone();
             std::thread::spawn(move || {
-                let run = || {
-                    work(alloc, 1000); // warm the thread's caches and slot
+                let timed = || {
+                    run(workload, 1000); // warm the thread's caches and slot
                     start.wait();
                     let t = Instant::now();
-                    work(alloc, PAIRS);
+                    run(workload, PAIRS);
                     t.elapsed().as_nanos() as f64 / PAIRS as f64
                 };
                 if all_on {
-                    memwatch_test::tag("bench", run)
+                    memwatch_test::tag("bench", timed)
                 } else {
-                    run()
+                    timed()
                 }
             })
         })
@@ -182,27 +201,27 @@ fn main() {
     table(
         rounds,
         &[
-            entry("system", &System),
-            entry("plain-counter", &PlainCounter),
-            entry("memwatch", &MEMWATCH),
-            entry("divan", &DIVAN),
-            entry("alloc_counter", &ALLOC_COUNTER),
-            entry("stats_alloc", STATS_ALLOC),
-            entry("cap", &CAP),
-            entry("dhat", &dhat::Alloc),
-            entry("mimalloc", &MIMALLOC),
-            entry("memwatch/mimalloc", &MEMWATCH_MIMALLOC),
+            entry!("system", &System),
+            entry!("plain-counter", &PlainCounter),
+            entry!("memwatch", &MEMWATCH),
+            entry!("divan", &DIVAN),
+            entry!("alloc_counter", &ALLOC_COUNTER),
+            entry!("stats_alloc", STATS_ALLOC),
+            entry!("cap", &CAP),
+            entry!("dhat", &dhat::Alloc),
+            entry!("mimalloc", &MIMALLOC),
+            entry!("memwatch/mimalloc", &MEMWATCH_MIMALLOC),
         ],
     );
     println!("\nafter a window was opened; `all on` rows in one");
     table(
         rounds,
         &[
-            entry("system", &System),
-            entry("memwatch, after a window", &MEMWATCH),
-            all_on("memwatch, all on", &MEMWATCH),
-            entry("mimalloc", &MIMALLOC),
-            all_on("memwatch/mimalloc, all on", &MEMWATCH_MIMALLOC),
+            entry!("system", &System),
+            entry!("memwatch, after a window", &MEMWATCH),
+            entry!("memwatch, all on", &MEMWATCH, true),
+            entry!("mimalloc", &MIMALLOC),
+            entry!("memwatch/mimalloc, all on", &MEMWATCH_MIMALLOC, true),
         ],
     );
 }
@@ -211,22 +230,22 @@ fn main() {
 /// rounds, and prints one table.
 fn table(rounds: usize, allocators: &[Entry]) {
     let cases: [(&str, Workload, usize); 4] = [
-        ("box8, 1 thread", boxes, 1),
-        ("box8, 2 threads", boxes, 2),
-        ("mixed sizes, 1 thread", mix, 1),
-        ("mixed sizes, 2 threads", mix, 2),
+        ("box8, 1 thread", Workload::Boxes, 1),
+        ("box8, 2 threads", Workload::Boxes, 2),
+        ("mixed sizes, 1 thread", Workload::Mix, 1),
+        ("mixed sizes, 2 threads", Workload::Mix, 2),
     ];
     println!(
         "{:<24} {:>26} {:>10} {:>10}",
         "workload", "allocator", "ns/pair", "x system"
     );
-    for (name, work, threads) in cases {
+    for (name, workload, threads) in cases {
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); allocators.len()];
         for round in 0..rounds {
             // Rotate the order so no allocator always runs first.
             for k in 0..allocators.len() {
                 let i = (k + round) % allocators.len();
-                samples[i].push(measure(&allocators[i], work, threads));
+                samples[i].push(measure(&allocators[i], workload, threads));
             }
         }
         let medians: Vec<f64> = samples.into_iter().map(median).collect();
