@@ -4,7 +4,8 @@
 //!
 //! Every allocator is called through `GlobalAlloc` the same way, side by
 //! side in interleaved rounds, so machine noise hits them alike; the bench
-//! binary's own global allocator stays `System`. Each is called as a
+//! binary's own global allocator stays `System`. Times are each thread's
+//! CPU time (see `common`). Each is called as a
 //! global allocator is: on its static, known at compile time, with the
 //! workload compiled for it (not through `dyn`). Reported: the median
 //! nanoseconds per alloc+free pair over the rounds, and its ratio to System.
@@ -33,7 +34,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
-use std::time::Instant;
+
+mod common;
+use common::{cpu_time, Clock};
 
 struct PlainCounter;
 
@@ -168,9 +171,9 @@ fn measure(entry: &Entry, workload: Workload, threads: usize) -> f64 {
                 let timed = || {
                     run(workload, 1000); // warm the thread's caches and slot
                     start.wait();
-                    let t = Instant::now();
+                    let t = cpu_time(Clock::Thread);
                     run(workload, PAIRS);
-                    t.elapsed().as_nanos() as f64 / PAIRS as f64
+                    (cpu_time(Clock::Thread) - t).as_nanos() as f64 / PAIRS as f64
                 };
                 if all_on {
                     memwatch_test::tag("bench", timed)
@@ -195,7 +198,7 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let rounds = if quick { 1 } else { ROUNDS };
     println!(
-        "median ns per alloc+free pair over {rounds} interleaved rounds of {PAIRS} pairs per thread"
+        "median CPU ns per alloc+free pair over {rounds} interleaved rounds of {PAIRS} pairs per thread"
     );
     println!("\nno window ever opened");
     table(

@@ -7,8 +7,9 @@
 //! process of this binary (`--child <allocator> <workload>`), whose global
 //! allocator forwards to the one named. The forwarding costs every
 //! allocator alike, `System` included. Rounds run every allocator in turn,
-//! in a rotated order; reported are the median time and the median peak
-//! resident memory (`VmHWM`) over the rounds.
+//! in a rotated order; reported are the median CPU time of the workload
+//! (see `common`) and the median peak resident memory (`VmHWM`) over the
+//! rounds.
 //!
 //! Workloads:
 //! - `json`: parse a 2 MB JSON document into `serde_json::Value` and
@@ -26,7 +27,9 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
-use std::time::Instant;
+
+mod common;
+use common::{cpu_time, Clock};
 
 static MEMWATCH: memwatch_test::Alloc = memwatch_test::Alloc::system();
 static DIVAN: divan::AllocProfiler = divan::AllocProfiler::system();
@@ -90,7 +93,7 @@ unsafe impl GlobalAlloc for Dispatch {
 #[global_allocator]
 static GLOBAL: Dispatch = Dispatch;
 
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 11;
 const WORKLOADS: [&str; 2] = ["json", "btreemap"];
 
 /// A JSON document of about 2 MB: records with strings, numbers, arrays.
@@ -161,12 +164,12 @@ fn child(allocator: usize, workload: &str) {
         }
     };
     let run = || {
-        let t = Instant::now();
+        let t = cpu_time(Clock::Process);
         match workload {
             "json" => json(&after_pass),
             _ => btreemap(&after_pass),
         }
-        t.elapsed()
+        cpu_time(Clock::Process) - t
     };
     let elapsed = if allocator == 2 {
         memwatch_test::tag("program", run)
@@ -195,7 +198,7 @@ fn main() {
     println!("median over {rounds} rounds, each allocator in a fresh process");
     println!(
         "{:<10} {:>18} {:>10} {:>9} {:>10} {:>9}",
-        "workload", "allocator", "ms", "x system", "peak MB", "x system"
+        "workload", "allocator", "CPU ms", "x system", "peak MB", "x system"
     );
     for workload in WORKLOADS {
         let mut times = vec![Vec::new(); ALLOCATORS.len()];

@@ -17,9 +17,11 @@
 //! after one repetition of the work. The values of the repetition have been
 //! dropped; [`gc()`] runs the registered [collectors](on_collect) (epoch
 //! reclamation, a GC crate, a cache flush), samples the heap, and closes the
-//! cycle. Every block remembers the cycle it was allocated in, so
+//! cycle. While [survivors are tracked](track_survivors) (a leak test does
+//! so by itself), every block remembers the cycle it was allocated in, so
 //! [`survivors()`] tells a leak (survivors in every cycle) from one-time
-//! initialisation (survivors in the first cycles only).
+//! initialisation (survivors in the first cycles only). Without it, blocks
+//! carry nothing and counting costs close to nothing.
 //!
 //! Counting needs [`Alloc`] as the global allocator of the binary:
 //!
@@ -67,8 +69,9 @@
 //!
 //! - Only memory allocated through the global allocator is seen: not
 //!   `mmap`, not memory a C library gets from its own `malloc`.
-//! - Each block carries a 16-byte header (`align` bytes for alignments
-//!   above 16) in the inner allocator.
+//! - In a window (survivors tracked, a leak test, site capture, DHAT) and
+//!   under a tag, each block carries a 16-byte header (`align` bytes for
+//!   alignments above 16) in the inner allocator; outside, none.
 //! - Survivors are kept per cycle for the last 2047 cycles; older cycles are
 //!   gathered in one figure.
 //! - Up to 254 tag names are told apart; further names share one row.

@@ -247,11 +247,15 @@ impl<A> Alloc<A> {
 
     /// Runs a call into the inner allocator, marking this thread busy when
     /// the inner allocator may come back here.
+    /// The thread-local is only touched when guarding, so a path through
+    /// `System` reads nothing for it.
     #[inline(always)]
-    fn guarded<R>(&self, local: &Local, depth: u32, call: impl FnOnce() -> R) -> R {
+    fn guarded<R>(&self, call: impl FnOnce() -> R) -> R {
         if !self.reentrant {
             return call();
         }
+        let local = local();
+        let depth = local.depth.get();
         local.depth.set(depth + 1);
         let r = call();
         local.depth.set(depth);
@@ -273,16 +277,9 @@ impl<A: GlobalAlloc> Alloc<A> {
     /// `new_outer` has the same alignment.
     #[cold]
     #[inline(never)]
-    unsafe fn scrubbing_realloc(
-        &self,
-        local: &Local,
-        depth: u32,
-        base: *mut u8,
-        outer: Layout,
-        new_outer: Layout,
-    ) -> *mut u8 {
+    unsafe fn scrubbing_realloc(&self, base: *mut u8, outer: Layout, new_outer: Layout) -> *mut u8 {
         // SAFETY: `new_outer` has a non-zero size (it includes the header).
-        let new = self.guarded(local, depth, || unsafe { self.inner.alloc(new_outer) });
+        let new = self.guarded(|| unsafe { self.inner.alloc(new_outer) });
         if new.is_null() {
             return new;
         }
@@ -291,7 +288,7 @@ impl<A: GlobalAlloc> Alloc<A> {
         unsafe {
             ptr::copy_nonoverlapping(base, new, outer.size().min(new_outer.size()));
             ptr::write_bytes(base, 0, outer.size());
-            self.guarded(local, depth, || self.inner.dealloc(base, outer));
+            self.guarded(|| self.inner.dealloc(base, outer));
         }
         new
     }
@@ -301,15 +298,9 @@ impl<A: GlobalAlloc> Alloc<A> {
     /// # Safety
     /// `layout` has a non-zero size.
     #[inline(always)]
-    unsafe fn alloc_plain<const ZEROED: bool>(
-        &self,
-        local: &Local,
-        word: u32,
-        layout: Layout,
-    ) -> *mut u8 {
-        let depth = local.depth.get();
+    unsafe fn alloc_plain<const ZEROED: bool>(&self, word: u32, layout: Layout) -> *mut u8 {
         // SAFETY: `layout` has a non-zero size.
-        let block = self.guarded(local, depth, || unsafe {
+        let block = self.guarded(|| unsafe {
             if ZEROED {
                 self.inner.alloc_zeroed(layout)
             } else {
@@ -317,7 +308,7 @@ impl<A: GlobalAlloc> Alloc<A> {
             }
         });
         if !block.is_null() {
-            slot_of(local).on_plain_alloc(word & EPOCH_MASK, layout.size() as u64);
+            own_slot().on_plain_alloc(word & EPOCH_MASK, layout.size() as u64);
         }
         block
     }
@@ -362,7 +353,6 @@ impl<A: GlobalAlloc> Alloc<A> {
         let Some(outer) = outer_layout(layout.size(), layout.align()) else {
             return Ok(ptr::null_mut());
         };
-        let depth = local.depth.get();
         // Capture and DHAT apply to counted allocations only; a scan
         // process scrubs every block.
         let modes = if counted {
@@ -374,7 +364,7 @@ impl<A: GlobalAlloc> Alloc<A> {
             dhat_alloc(local, outer, zeroed)
         } else {
             // SAFETY: `outer` has a non-zero size (it includes the header).
-            self.guarded(local, depth, || unsafe {
+            self.guarded(|| unsafe {
                 if zeroed {
                     self.inner.alloc_zeroed(outer)
                 } else {
@@ -396,7 +386,7 @@ impl<A: GlobalAlloc> Alloc<A> {
                 unsafe { dhat_dealloc(local, base, outer) };
             } else {
                 // SAFETY: just allocated with `outer`, never handed out.
-                self.guarded(local, depth, || unsafe { self.inner.dealloc(base, outer) });
+                self.guarded(|| unsafe { self.inner.dealloc(base, outer) });
             }
             return Err(Unmarkable);
         }
@@ -453,7 +443,7 @@ impl<A: GlobalAlloc> Alloc<A> {
                 user
             }
             // SAFETY: same contract.
-            Err(Unmarkable) => unsafe { self.alloc_plain::<ZEROED>(local, word, layout) },
+            Err(Unmarkable) => unsafe { self.alloc_plain::<ZEROED>(word, layout) },
         }
     }
 
@@ -481,8 +471,7 @@ impl<A: GlobalAlloc> Alloc<A> {
                     return;
                 }
             }
-            let depth = local.depth.get();
-            self.guarded(local, depth, || self.inner.dealloc(base, outer));
+            self.guarded(|| self.inner.dealloc(base, outer));
         }
     }
 
@@ -516,12 +505,11 @@ impl<A: GlobalAlloc> Alloc<A> {
         if new.is_null() {
             return new;
         }
-        let depth = local.depth.get();
         // SAFETY: both blocks are live and distinct, each at least this
         // long; the old one is freed once, with its layout, as plain.
         unsafe {
             ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-            self.guarded(local, depth, || self.inner.dealloc(ptr, layout));
+            self.guarded(|| self.inner.dealloc(ptr, layout));
         }
         slot_of(local).on_realloc_from_plain(
             word & EPOCH_MASK,
@@ -544,12 +532,9 @@ impl<A: GlobalAlloc> Alloc<A> {
         layout: Layout,
         new_size: usize,
     ) -> *mut u8 {
-        let depth = local.depth.get();
         // SAFETY: the caller's contract, forwarded: a plain block is the
         // inner allocator's with this very layout.
-        let new = self.guarded(local, depth, || unsafe {
-            self.inner.realloc(ptr, layout, new_size)
-        });
+        let new = self.guarded(|| unsafe { self.inner.realloc(ptr, layout, new_size) });
         if !new.is_null() {
             slot_of(local).on_plain_realloc(
                 word & EPOCH_MASK,
@@ -587,7 +572,6 @@ impl<A: GlobalAlloc> Alloc<A> {
             debug_assert!(old.mark == TRACKED || old.mark == UNTRACKED);
             let (base, outer) = block_of(ptr, layout);
             let local = local();
-            let depth = local.depth.get();
             // A block of the census moves in it under its lock, so that no
             // other thread is handed the old address while it is still there.
             #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
@@ -596,11 +580,9 @@ impl<A: GlobalAlloc> Alloc<A> {
             let moved = if old.site & VIA_DHAT != 0 {
                 dhat_realloc(local, base, outer, new_outer.size())
             } else if old.site & SCRUB != 0 {
-                self.scrubbing_realloc(local, depth, base, outer, new_outer)
+                self.scrubbing_realloc(base, outer, new_outer)
             } else {
-                self.guarded(local, depth, || {
-                    self.inner.realloc(base, outer, new_outer.size())
-                })
+                self.guarded(|| self.inner.realloc(base, outer, new_outer.size()))
             };
             if moved.is_null() {
                 mark.restore();
@@ -666,7 +648,7 @@ impl<A: GlobalAlloc> Alloc<A> {
         // SAFETY: `realloc`'s contract makes this a valid layout.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // SAFETY: `new_layout` has a non-zero size.
-        let plain = unsafe { self.alloc_plain::<false>(local, word, new_layout) };
+        let plain = unsafe { self.alloc_plain::<false>(word, new_layout) };
         if plain.is_null() {
             // The old pointer is gone and the moved block cannot be
             // handed out: out of memory, with nothing valid to return.
@@ -680,9 +662,7 @@ impl<A: GlobalAlloc> Alloc<A> {
         // SAFETY: the moved block, with the layout it now has.
         let (base, outer) = unsafe { block_of(user, new_layout) };
         // SAFETY: the moved block, with its outer layout, freed once.
-        self.guarded(local, local.depth.get(), || unsafe {
-            self.inner.dealloc(base, outer)
-        });
+        self.guarded(|| unsafe { self.inner.dealloc(base, outer) });
         plain
     }
 }
@@ -717,13 +697,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
                 return unsafe { self.dealloc_headered(ptr, layout, mark, word) };
             }
         }
-        let local = local();
         // Counted first, so that the inner free is the last call.
-        slot_of(local).on_plain_free(layout.size() as u64);
-        let depth = local.depth.get();
+        own_slot().on_plain_free(layout.size() as u64);
         // SAFETY: an unmarked pointer is a plain block: the inner
         // allocator's, with this very layout.
-        self.guarded(local, depth, || unsafe { self.inner.dealloc(ptr, layout) });
+        self.guarded(|| unsafe { self.inner.dealloc(ptr, layout) });
     }
 
     #[inline]
@@ -753,14 +731,13 @@ impl<A: GlobalAlloc> Alloc<A> {
     /// Same contract as [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
     #[inline(always)]
     unsafe fn alloc_impl<const ZEROED: bool>(&self, layout: Layout) -> *mut u8 {
-        let local = local();
         let word = EPOCH.load(Relaxed);
-        if word & HEADERED_BITS == 0 && local.depth.get() | local.tag.get() == 0 {
+        if word & HEADERED_BITS == 0 && untagged_and_counting() {
             // SAFETY: same contract.
-            unsafe { self.alloc_plain::<ZEROED>(local, word, layout) }
+            unsafe { self.alloc_plain::<ZEROED>(word, layout) }
         } else {
             // SAFETY: same contract.
-            unsafe { self.alloc_headered::<ZEROED>(local, word, layout) }
+            unsafe { self.alloc_headered::<ZEROED>(local(), word, layout) }
         }
     }
 }

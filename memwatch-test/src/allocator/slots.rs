@@ -376,6 +376,26 @@ pub(super) fn slot_of(local: &Local) -> &'static Slot {
     }
 }
 
+/// This thread's slot, read without the thread-local's address (so no load
+/// of the thread pointer itself), claiming one on first use.
+#[inline(always)]
+pub(super) fn own_slot() -> &'static Slot {
+    let slot = LOCAL.with(|l| l.slot.get());
+    if slot.is_null() {
+        claim(local())
+    } else {
+        // SAFETY: `slot` is either `&SHARED` or a slot from `SLOTS`; neither
+        // is ever freed.
+        unsafe { &*slot }
+    }
+}
+
+/// Whether counting on this thread is plain: not suspended, no tag.
+#[inline(always)]
+pub(super) fn untagged_and_counting() -> bool {
+    LOCAL.with(|l| l.depth.get() | l.tag.get()) == 0
+}
+
 #[cold]
 #[inline(never)]
 pub(super) fn claim(local: &Local) -> &'static Slot {
