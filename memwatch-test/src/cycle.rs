@@ -127,7 +127,7 @@ pub struct CycleSurvivors {
     /// The cycle the blocks were allocated in. Cycle `n` is the work between
     /// the `(n - 1)`th collection and the `n`th. `0` gathers the rest: blocks
     /// of cycles older than the last 2048, and blocks allocated while
-    /// survivors were not [tracked](track_survivors).
+    /// survivors were not [tracked](track_survivors) (and under no tag).
     pub cycle: u64,
     /// Blocks allocated in that cycle and still live.
     pub blocks: i64,
@@ -310,9 +310,10 @@ pub struct SurvivorTracking {
 /// A stamp is a 16-byte header in front of the block. Without tracking
 /// (nor a [tag](crate::tag), a leak test or a capture), blocks carry
 /// nothing: a service that only wants [`gc`], its stats and the leak rule
-/// pays for counting alone. Blocks made without tracking show in
-/// [`survivors`] under cycle `0`. Guards nest: tracking stops when the last
-/// one goes. Leak tests track survivors by themselves.
+/// pays for counting alone. Blocks that carry nothing show in
+/// [`survivors`] under cycle `0`; blocks made under a tag carry their
+/// cycle, tracked or not. Guards nest: tracking stops when the last one
+/// goes. Leak tests track survivors by themselves.
 ///
 /// ```
 /// #[global_allocator]

@@ -799,6 +799,7 @@ mod tests {
     use super::points_into;
 
     #[test]
+    #[cfg_attr(miri, ignore = "reads /proc/self/maps, which Miri isolates")]
     fn mappings_are_read_without_allocating_and_hold_this_stack() {
         let mut text = vec![0u8; 1 << 20];
         let mut maps = Vec::with_capacity(4096);

@@ -300,6 +300,10 @@ mod tests {
     /// The fast walk agrees with the system unwinder on this thread's
     /// stack, frame for frame, up to the end it was given.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "walks the real stack and the loaded objects, which Miri does not model"
+    )]
     fn the_fast_walk_matches_the_system_unwinder() {
         prepare();
         let marker = 0u8;
