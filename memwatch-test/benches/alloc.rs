@@ -25,10 +25,12 @@
 //! - `mimalloc`, and `memwatch/mimalloc` (memwatch over it): the second's
 //!   ratio is also given against the first.
 //!
-//! Two tables. The first runs before any window was ever opened. The
+//! Three tables. The first runs before any window was ever opened. The
 //! second runs after: from then on every free asks the mark map whether
 //! its block has a header (`memwatch, after a window`), and the `all on`
-//! rows open a window for each measurement.
+//! rows open a window for each measurement. The third runs in a process of
+//! its own started as the harness starts a test's (`MEMWATCH_CHILD` set),
+//! where every block is headered from the first and no free asks the map.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -197,6 +199,10 @@ fn main() {
     // `cargo test --benches` runs this with no `--bench` flag: a smoke run.
     let quick = !std::env::args().any(|a| a == "--bench");
     let rounds = if quick { 1 } else { ROUNDS };
+    if std::env::var_os(memwatch_report::env::CHILD).is_some() {
+        in_a_test_process(rounds);
+        return;
+    }
     println!(
         "median CPU ns per alloc+free pair over {rounds} interleaved rounds of {PAIRS} pairs per thread"
     );
@@ -222,6 +228,34 @@ fn main() {
         &[
             entry!("system", &System),
             entry!("memwatch, after a window", &MEMWATCH),
+            entry!("memwatch, all on", &MEMWATCH, true),
+            entry!("mimalloc", &MIMALLOC),
+            entry!("memwatch/mimalloc, all on", &MEMWATCH_MIMALLOC, true),
+        ],
+    );
+    // The third table needs a process of its own: the mode is decided at
+    // its first allocation.
+    let me = std::env::current_exe().expect("the bench's own path");
+    let mut child = std::process::Command::new(me);
+    if !quick {
+        child.arg("--bench");
+    }
+    let status = child
+        .env(memwatch_report::env::CHILD, "unused")
+        .status()
+        .expect("the bench runs itself");
+    assert!(status.success(), "the third table failed");
+}
+
+/// The third table: in a process the harness starts to run one test, where
+/// every block gets a header from the first and no free asks the mark map.
+fn in_a_test_process(rounds: usize) {
+    assert!(memwatch_test::__private::every_block_headered_for_tests());
+    println!("\nin a leak test's own process (every block headered, no mark map)");
+    table(
+        rounds,
+        &[
+            entry!("system", &System),
             entry!("memwatch, all on", &MEMWATCH, true),
             entry!("mimalloc", &MIMALLOC),
             entry!("memwatch/mimalloc, all on", &MEMWATCH_MIMALLOC, true),

@@ -146,7 +146,7 @@ struct Engine {
     folded: (i64, i64),
     last_live: u64,
     /// The collection cycle in progress, counted without wrapping: the
-    /// epoch is this cycle modulo 2^27.
+    /// epoch is this cycle modulo 2^25.
     cycle: u64,
 }
 

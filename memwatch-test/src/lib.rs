@@ -260,8 +260,8 @@ macro_rules! main {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::allocator::{
-        epoch_period_for_tests, headered_for_tests, modes_for_tests, set_epoch_for_tests,
-        slots_summed_for_tests,
+        epoch_period_for_tests, every_block_headered_for_tests, headered_for_tests,
+        modes_for_tests, set_epoch_for_tests, slots_summed_for_tests,
     };
     #[cfg(feature = "harness")]
     pub use crate::harness::{

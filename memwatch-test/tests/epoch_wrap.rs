@@ -1,7 +1,7 @@
-//! The epoch counter wraps after 2^27 collection cycles: the wrap must
+//! The epoch counter wraps after 2^25 collection cycles: the wrap must
 //! leave the flags (site capture, DHAT, windows) alone and keep survivors
 //! numbered by cycle. The epoch is moved close to the wrap instead of
-//! running 2^27 cycles.
+//! running 2^25 cycles.
 
 #[global_allocator]
 static ALLOC: memwatch_test::Alloc = memwatch_test::Alloc::system();
@@ -11,11 +11,11 @@ fn survivors_and_modes_hold_across_the_wrap() {
     let _tracking = memwatch_test::track_survivors();
     memwatch_test::gc();
     let period = memwatch_test::__private::epoch_period_for_tests();
-    assert_eq!(period, 1 << 27);
+    assert_eq!(period, 1 << 25);
     memwatch_test::__private::set_epoch_for_tests(period - 4);
     // Made in a cycle of its own, so that it never moves to the others.
     // (Blocks made before the jump carry epochs the wrap comes back to, as
-    // a block alive for 2^27 cycles would: none of them is freed here.)
+    // a block alive for 2^25 cycles would: none of them is freed here.)
     let mut kept = Vec::with_capacity(10);
     memwatch_test::gc();
     for _ in 0..10 {

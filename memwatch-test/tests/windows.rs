@@ -208,8 +208,68 @@ fn a_headered_block_reallocated_outside_windows_stays_exact() {
     assert_eq!(live(), (start.0 - 1, start.1 - 10));
 }
 
+/// In a process the harness starts to run one test (`MEMWATCH_CHILD`),
+/// every block is headered from the first, with or without a window, and
+/// no free asks the mark map; the counts stay exact across threads and
+/// reallocs. Run as this binary started again with the variable set.
+fn a_test_process_headers_every_block() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("MEMWATCH_CHILD", "unused-result-file")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+            "every block headered"
+        } else {
+            "blocks plain outside windows"
+        }
+    );
+}
+
+/// The child's side of [`a_test_process_headers_every_block`].
+fn test_process() {
+    let start = live();
+    let b = Box::new([7u8; 24]);
+    let always = memwatch_test::__private::every_block_headered_for_tests();
+    assert_eq!(headered_for_tests(b.as_ptr()), always);
+    if always {
+        assert_eq!(asked(), (24 + 16, 16), "headered without a window");
+    }
+    let mut v: Vec<u8> = Vec::with_capacity(10);
+    v.extend_from_slice(b"abc");
+    v.reserve_exact(5000);
+    assert_eq!(&v[..], b"abc");
+    let moved: Vec<Box<u64>> = (0..100).map(Box::new).collect();
+    std::thread::spawn(move || drop(moved)).join().unwrap();
+    assert_eq!(live(), (start.0 + 2, start.1 + 24 + 5003));
+    drop((b, v));
+    assert_eq!(live(), start);
+    println!(
+        "{}",
+        if always {
+            "every block headered"
+        } else {
+            "blocks plain outside windows"
+        }
+    );
+}
+
 fn main() -> std::process::ExitCode {
+    if std::env::var_os("MEMWATCH_CHILD").is_some() {
+        test_process();
+        return std::process::ExitCode::SUCCESS;
+    }
     common::run(&[
+        (
+            "a_test_process_headers_every_block",
+            a_test_process_headers_every_block,
+        ),
         (
             "outside_windows_a_block_is_the_inner_allocators_as_asked",
             outside_windows_a_block_is_the_inner_allocators_as_asked,

@@ -67,12 +67,21 @@ pub(super) fn requested() -> bool {
     if CHECKED.swap(true, AcqRel) {
         return false;
     }
-    let mut name = [0u8; 32];
-    let bytes = env::SCAN.as_bytes();
-    name[..bytes.len()].copy_from_slice(bytes);
-    // SAFETY: `name` is NUL-terminated (the array is longer than the name);
+    env_is_set(env::SCAN)
+}
+
+/// Whether the environment variable `name` is set, read without
+/// allocating: the allocator asks before its first block.
+pub(super) fn env_is_set(name: &str) -> bool {
+    let mut buf = [0u8; 32];
+    let bytes = name.as_bytes();
+    if bytes.len() >= buf.len() {
+        return false;
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: `buf` is NUL-terminated (the name is shorter than it);
     // `getenv` neither allocates nor keeps the pointer.
-    !unsafe { libc::getenv(name.as_ptr().cast()) }.is_null()
+    !unsafe { libc::getenv(buf.as_ptr().cast()) }.is_null()
 }
 
 /// Exclusive access to the table.

@@ -98,7 +98,7 @@ pub(crate) use slots::{
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
 use std::sync::atomic::AtomicU32;
-use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::sync::Mutex;
 
 /// How many recent collection cycles keep their own survivor counters: at
@@ -112,7 +112,7 @@ pub(crate) const MAX_TAGS: usize = 256;
 /// The current collection cycle: blocks allocated now are stamped with it.
 /// Starts at 1; collection cycle `n` moves it to `n + 1`. Its top bits are
 /// flags ([`FLAG_BITS`]), so the hot path learns them with the same load.
-static EPOCH: AtomicU32 = AtomicU32::new(1);
+static EPOCH: AtomicU32 = AtomicU32::new(1 | UNDECIDED_BIT);
 /// Set in [`EPOCH`] while allocation sites are captured.
 const CAPTURE_BIT: u32 = 1 << 31;
 /// Set in [`EPOCH`] while allocations go to `dhat::Alloc`, for a DHAT file.
@@ -125,14 +125,23 @@ const WINDOW_BIT: u32 = 1 << 28;
 /// Set in [`EPOCH`] once any block got a header, for good: from then on a
 /// free asks the mark map whether its block has one.
 const HEADERS_BIT: u32 = 1 << 27;
+/// Set in [`EPOCH`] from the start until the first allocation decides
+/// whether this process headers every block ([`ALWAYS_BIT`]): that first
+/// allocation takes the headered path, which decides.
+const UNDECIDED_BIT: u32 = 1 << 26;
+/// Set in [`EPOCH`] for the whole life of a process the harness started to
+/// run one test, or to scan: every block gets a header, from the very
+/// first, so no block is plain and no free asks the mark map. Such a
+/// process is mostly one window, the test's.
+const ALWAYS_BIT: u32 = 1 << 25;
 /// The modes: bits of [`EPOCH`] that send a block down a special path.
 const MODE_BITS: u32 = CAPTURE_BIT | DHAT_BIT | SCAN_BIT;
 /// The bits of [`EPOCH`] that give new blocks a header.
-const HEADERED_BITS: u32 = MODE_BITS | WINDOW_BIT;
+const HEADERED_BITS: u32 = MODE_BITS | WINDOW_BIT | UNDECIDED_BIT | ALWAYS_BIT;
 /// The bits of [`EPOCH`] that are flags, not the epoch.
 const FLAG_BITS: u32 = HEADERED_BITS | HEADERS_BIT;
-/// The bits of [`EPOCH`] that are the epoch: it counts modulo 2^27 and
-/// wraps there without touching the flags. 2^27 is a multiple of
+/// The bits of [`EPOCH`] that are the epoch: it counts modulo 2^25 and
+/// wraps there without touching the flags. 2^25 is a multiple of
 /// [`EPOCH_WINDOW`], so the ring buckets follow the wrap.
 const EPOCH_MASK: u32 = !FLAG_BITS;
 
@@ -380,7 +389,8 @@ impl<A: GlobalAlloc> Alloc<A> {
         }
         // SAFETY: the block has `offset + size` bytes, `offset >= 16`.
         let user = unsafe { base.add(header_offset(layout.align())) };
-        if !marks::mark(user) {
+        // A process where every block is headered keeps no marks.
+        if word & ALWAYS_BIT == 0 && !marks::mark(user) {
             if modes & DHAT_BIT != 0 {
                 // SAFETY: just made by dhat with `outer`, never handed out.
                 unsafe { dhat_dealloc(local, base, outer) };
@@ -420,6 +430,11 @@ impl<A: GlobalAlloc> Alloc<A> {
         word: u32,
         layout: Layout,
     ) -> *mut u8 {
+        if word & UNDECIDED_BIT != 0 {
+            decide();
+            // SAFETY: same contract.
+            return unsafe { self.alloc_impl::<ZEROED>(layout) };
+        }
         let counted = local.depth.get() == 0;
         let tag = local.tag.get();
         // The common case, a counted block of an alignment up to 16 in a
@@ -453,13 +468,21 @@ impl<A: GlobalAlloc> Alloc<A> {
     /// # Safety
     /// `ptr` is a marked (headered) block from this allocator with `layout`.
     #[inline(never)]
-    unsafe fn dealloc_headered(&self, ptr: *mut u8, layout: Layout, mark: marks::Mark, word: u32) {
+    unsafe fn dealloc_headered(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        mark: Option<marks::Mark>,
+        word: u32,
+    ) {
         // SAFETY: a header precedes `ptr` and `block_of` finds the block
         // and its outer layout. The mark goes before the block does.
         unsafe {
             let header = header_of(ptr).read();
             debug_assert!(header.mark == TRACKED || header.mark == UNTRACKED);
-            mark.clear();
+            if let Some(mark) = &mark {
+                mark.clear();
+            }
             let (base, outer) = block_of(ptr, layout);
             let local = local();
             if header.mark == TRACKED {
@@ -556,7 +579,7 @@ impl<A: GlobalAlloc> Alloc<A> {
         ptr: *mut u8,
         layout: Layout,
         new_size: usize,
-        mark: marks::Mark,
+        mark: Option<marks::Mark>,
     ) -> *mut u8 {
         let offset = header_offset(layout.align());
         let Some(new_outer) = outer_layout(new_size, layout.align()) else {
@@ -576,7 +599,9 @@ impl<A: GlobalAlloc> Alloc<A> {
             // other thread is handed the old address while it is still there.
             #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
             let mut census = (old.site & IN_CENSUS != 0).then(census::lock);
-            mark.clear();
+            if let Some(mark) = &mark {
+                mark.clear();
+            }
             let moved = if old.site & VIA_DHAT != 0 {
                 dhat_realloc(local, base, outer, new_outer.size())
             } else if old.site & SCRUB != 0 {
@@ -585,11 +610,13 @@ impl<A: GlobalAlloc> Alloc<A> {
                 self.guarded(|| self.inner.realloc(base, outer, new_outer.size()))
             };
             if moved.is_null() {
-                mark.restore();
+                if let Some(mark) = &mark {
+                    mark.restore();
+                }
                 return moved;
             }
             let user = moved.add(offset);
-            if !marks::mark(user) {
+            if mark.is_some() && !marks::mark(user) {
                 #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
                 drop(census);
                 return self.unheader(local, user, old, layout, new_size);
@@ -691,10 +718,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let word = EPOCH.load(Relaxed);
-        if word & HEADERS_BIT != 0 {
+        if word & (HEADERS_BIT | ALWAYS_BIT) != 0 {
+            if word & ALWAYS_BIT != 0 {
+                // SAFETY: in such a process every block is headered.
+                return unsafe { self.dealloc_headered(ptr, layout, None, word) };
+            }
             if let Some(mark) = marks::marked(ptr) {
                 // SAFETY: a marked pointer is a headered block's.
-                return unsafe { self.dealloc_headered(ptr, layout, mark, word) };
+                return unsafe { self.dealloc_headered(ptr, layout, Some(mark), word) };
             }
         }
         // Counted first, so that the inner free is the last call.
@@ -707,10 +738,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let word = EPOCH.load(Relaxed);
-        if word & HEADERS_BIT != 0 {
+        if word & (HEADERS_BIT | ALWAYS_BIT) != 0 {
+            if word & ALWAYS_BIT != 0 {
+                // SAFETY: in such a process every block is headered.
+                return unsafe { self.realloc_headered(ptr, layout, new_size, None) };
+            }
             if let Some(mark) = marks::marked(ptr) {
                 // SAFETY: a marked pointer is a headered block's.
-                return unsafe { self.realloc_headered(ptr, layout, new_size, mark) };
+                return unsafe { self.realloc_headered(ptr, layout, new_size, Some(mark)) };
             }
         }
         let local = local();
@@ -762,7 +797,7 @@ pub(crate) fn epoch() -> u32 {
     EPOCH.load(Relaxed) & EPOCH_MASK
 }
 
-/// Moves to the next epoch, modulo 2^27, leaving the flags as they are;
+/// Moves to the next epoch, modulo 2^25, leaving the flags as they are;
 /// returns the new one.
 pub(crate) fn advance_epoch() -> u32 {
     let next = |word: u32| (word & FLAG_BITS) | (word.wrapping_add(1) & EPOCH_MASK);
@@ -784,7 +819,7 @@ pub(crate) fn epoch_before(now: u32, k: u32) -> u32 {
 }
 
 /// Sets the epoch (the flags kept): for the test of the wrap, which would
-/// otherwise take 2^27 collection cycles.
+/// otherwise take 2^25 collection cycles.
 #[doc(hidden)]
 pub fn set_epoch_for_tests(epoch: u32) {
     let _ = EPOCH.fetch_update(AcqRel, Relaxed, |word| {
@@ -810,7 +845,40 @@ pub fn epoch_period_for_tests() -> u32 {
 /// header: for the tests that blocks outside windows cost no memory.
 #[doc(hidden)]
 pub fn headered_for_tests(ptr: *const u8) -> bool {
-    EPOCH.load(Relaxed) & HEADERS_BIT != 0 && marks::is_marked(ptr.cast_mut())
+    let word = EPOCH.load(Relaxed);
+    word & ALWAYS_BIT != 0 || (word & HEADERS_BIT != 0 && marks::is_marked(ptr.cast_mut()))
+}
+
+/// Whether this process headers every block (the harness's own test and
+/// scan processes): for the test of that mode.
+#[doc(hidden)]
+pub fn every_block_headered_for_tests() -> bool {
+    EPOCH.load(Relaxed) & ALWAYS_BIT != 0
+}
+
+/// The first allocation of the process decides whether every block gets a
+/// header: yes in a process the harness started to run one test
+/// (`MEMWATCH_CHILD`) or to scan (`MEMWATCH_SCAN`), read without
+/// allocating. Before it, no block exists, so none is plain in such a
+/// process.
+#[cold]
+#[inline(never)]
+fn decide() {
+    #[cfg(all(feature = "harness", target_os = "linux", target_arch = "x86_64"))]
+    let always = census::env_is_set(memwatch_report::env::CHILD)
+        || census::env_is_set(memwatch_report::env::SCAN);
+    #[cfg(not(all(feature = "harness", target_os = "linux", target_arch = "x86_64")))]
+    let always = false;
+    let _ = EPOCH.fetch_update(AcqRel, Acquire, |word| {
+        (word & UNDECIDED_BIT != 0).then(|| {
+            let word = word & !UNDECIDED_BIT;
+            if always {
+                word | ALWAYS_BIT
+            } else {
+                word
+            }
+        })
+    });
 }
 
 /// The header's `site` field for a block at `user` allocated in capture,

@@ -493,7 +493,7 @@ static FOLDING: AtomicBool = AtomicBool::new(false);
 /// during the epoch in `RETIRED_EPOCH`.
 static RETIRED_RISE: AtomicU64 = AtomicU64::new(0);
 static RETIRED_EPOCH: AtomicU32 = AtomicU32::new(u32::MAX);
-/// Never an epoch (they are below 2^29): a folded slot's peak is stale.
+/// Never an epoch (they are below 2^25): a folded slot's peak is stale.
 const NO_EPOCH: u32 = u32::MAX;
 
 /// Moves the figures of `slot`, whose thread is exiting and adds to it no
