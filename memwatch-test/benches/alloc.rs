@@ -250,6 +250,9 @@ fn main() {
 /// The third table: in a process the harness starts to run one test, where
 /// every block gets a header from the first and no free asks the mark map.
 fn in_a_test_process(rounds: usize) {
+    // The mode is decided at memwatch's first allocation (this binary's
+    // own global allocator is `System`).
+    work(&MEMWATCH, Workload::Boxes, 1);
     assert!(memwatch_test::__private::every_block_headered_for_tests());
     println!("\nin a leak test's own process (every block headered, no mark map)");
     table(
