@@ -1,9 +1,9 @@
-//! The header in front of every block: what it says, where it sits, and
-//! the layout asked of the inner allocator to make room for it.
+//! The header in front of a headered block: what it says, where it sits,
+//! and the layout asked of the inner allocator to make room for it.
 
 use std::alloc::Layout;
 
-/// Size of the header in front of every block, for alignments up to 16.
+/// Size of the header in front of a headered block, for alignments up to 16.
 pub(super) const HEADER: usize = 16;
 /// Header mark of a counted block.
 pub(super) const TRACKED: u32 = 0x4d57_5431;
@@ -27,7 +27,7 @@ pub(super) const IN_CENSUS: u32 = 1 << 30;
 pub(super) const SCRUB: u32 = 1 << 29;
 /// The bits of a header's `site` that are the site id.
 pub(super) const SITE_ID: u32 = SCRUB - 1;
-/// What every block carries in front of it.
+/// What a headered block carries in front of it.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(super) struct Header {

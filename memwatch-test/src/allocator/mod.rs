@@ -3,8 +3,9 @@
 //! This file holds [`Alloc`], its `GlobalAlloc` methods and the modes; each
 //! other concern has a file of its own:
 //!
-//! - `header`: the 16 bytes in front of every block, and the layout asked
-//!   of the inner allocator;
+//! - `header`: the 16 bytes in front of a headered block, and the layout
+//!   asked of the inner allocator;
+//! - `marks`: which blocks are headered, for the free to tell;
 //! - `slots`: per-thread counters, the thread's hot-path state, and the
 //!   totals readers sum;
 //! - `sites`: the site table of capture windows;
@@ -33,7 +34,9 @@
 //! allocator owns: it never reads in front of a block to find out. The map
 //! is only consulted once some block got a header. A plain block
 //! reallocated in a window becomes headered, stamped with the current cycle,
-//! as a headered one is restamped.
+//! as a headered one is restamped. The processes the harness starts to run
+//! one test or to scan header every block, decided at their first
+//! allocation: they have no plain block and skip the map.
 //!
 //! Counters live in per-thread [`Slot`]s. The owning thread updates them
 //! with a relaxed load and store (no locked read-modify-write, no shared
@@ -48,14 +51,14 @@
 //! bookkeeping ([`untracked`]). Their header says so, so their frees are not
 //! counted either, whichever thread makes them.
 //!
-//! The hot path touches one const-initialised thread-local without `Drop`
-//! ([`LOCAL`]), reads the global epoch word with a relaxed load, takes no
-//! lock and never allocates. The headered paths are out of line, so the
-//! plain one stays short.
+//! The hot path touches only const-initialised thread-locals without `Drop`
+//! ([`LOCAL`], and the mark map's last leaf), reads the global epoch word
+//! with a relaxed load, takes no lock and never allocates. The headered
+//! paths are out of line, so the plain one stays short.
 //!
 //! The epoch word also holds the flags the hot path needs, so it learns
-//! them with the same load: a window is open, some block has a header, and
-//! three modes: capture (each block's stack goes to the site table), DHAT
+//! them with the same load: a window is open, some block has a header, the
+//! process headers every block (or has not decided yet), and three modes: capture (each block's stack goes to the site table), DHAT
 //! (blocks go to `dhat::Alloc`) and scan. Only a scan process (one the
 //! harness starts to find what keeps a leak alive) has the scan mode, for
 //! its whole life: each counted block is entered in the census ([`census`])
