@@ -689,10 +689,23 @@ impl<A: GlobalAlloc> Alloc<A> {
         if old.mark == TRACKED {
             slot_of(local).on_free(old.epoch, old.tag, layout.size() as u64, word);
         }
+        // Its site's figures drop as a free's would (by the size they hold).
+        // A scan process headers every block, so none is in the census or
+        // scrubbed here.
+        debug_assert!(old.site & (IN_CENSUS | SCRUB) == 0);
+        if old.site & SITE_ID != 0 {
+            site_resize(old.site, layout.size() as u64, 0);
+        }
         // SAFETY: the moved block, with the layout it now has.
         let (base, outer) = unsafe { block_of(user, new_layout) };
-        // SAFETY: the moved block, with its outer layout, freed once.
-        self.guarded(|| unsafe { self.inner.dealloc(base, outer) });
+        if old.site & VIA_DHAT != 0 {
+            // SAFETY: dhat made (and moved) it, with this outer layout; it
+            // is freed once, here.
+            unsafe { dhat_dealloc(local, base, outer) };
+        } else {
+            // SAFETY: the moved block, with its outer layout, freed once.
+            self.guarded(|| unsafe { self.inner.dealloc(base, outer) });
+        }
         plain
     }
 }
