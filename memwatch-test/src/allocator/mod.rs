@@ -456,7 +456,7 @@ impl<A: GlobalAlloc> Alloc<A> {
         match made {
             Ok(user) => {
                 if counted && !user.is_null() {
-                    slot_of(local).on_alloc(word & EPOCH_MASK, tag, layout.size() as u64);
+                    own_slot().on_alloc(word & EPOCH_MASK, tag, layout.size() as u64);
                 }
                 user
             }
@@ -489,7 +489,7 @@ impl<A: GlobalAlloc> Alloc<A> {
             let (base, outer) = block_of(ptr, layout);
             let local = local();
             if header.mark == TRACKED {
-                slot_of(local).on_free(header.epoch, header.tag, layout.size() as u64, word);
+                own_slot().on_free(header.epoch, header.tag, layout.size() as u64, word);
             }
             if header.site != 0 {
                 site_free(local, header.site, ptr, layout.size() as u64, base, outer);
@@ -524,9 +524,7 @@ impl<A: GlobalAlloc> Alloc<A> {
         {
             Ok(new) => new,
             // SAFETY: same contract.
-            Err(Unmarkable) => {
-                return unsafe { self.realloc_plain(local, word, ptr, layout, new_size) }
-            }
+            Err(Unmarkable) => return unsafe { self.realloc_plain(word, ptr, layout, new_size) },
         };
         if new.is_null() {
             return new;
@@ -537,11 +535,7 @@ impl<A: GlobalAlloc> Alloc<A> {
             ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
             self.guarded(|| self.inner.dealloc(ptr, layout));
         }
-        slot_of(local).on_realloc_from_plain(
-            word & EPOCH_MASK,
-            layout.size() as u64,
-            new_size as u64,
-        );
+        own_slot().on_realloc_from_plain(word & EPOCH_MASK, layout.size() as u64, new_size as u64);
         new
     }
 
@@ -552,7 +546,6 @@ impl<A: GlobalAlloc> Alloc<A> {
     #[inline(always)]
     unsafe fn realloc_plain(
         &self,
-        local: &Local,
         word: u32,
         ptr: *mut u8,
         layout: Layout,
@@ -562,11 +555,7 @@ impl<A: GlobalAlloc> Alloc<A> {
         // inner allocator's with this very layout.
         let new = self.guarded(|| unsafe { self.inner.realloc(ptr, layout, new_size) });
         if !new.is_null() {
-            slot_of(local).on_plain_realloc(
-                word & EPOCH_MASK,
-                layout.size() as u64,
-                new_size as u64,
-            );
+            own_slot().on_plain_realloc(word & EPOCH_MASK, layout.size() as u64, new_size as u64);
         }
         new
     }
@@ -645,7 +634,7 @@ impl<A: GlobalAlloc> Alloc<A> {
                 if old.site & SITE_ID != 0 {
                     site_resize(old.site, layout.size() as u64, new_size as u64);
                 }
-                slot_of(local).on_realloc(
+                own_slot().on_realloc(
                     old.epoch,
                     epoch,
                     old.tag,
@@ -687,7 +676,7 @@ impl<A: GlobalAlloc> Alloc<A> {
         // SAFETY: both are live, distinct and at least `new_size` long.
         unsafe { ptr::copy_nonoverlapping(user, plain, new_size) };
         if old.mark == TRACKED {
-            slot_of(local).on_free(old.epoch, old.tag, layout.size() as u64, word);
+            own_slot().on_free(old.epoch, old.tag, layout.size() as u64, word);
         }
         // Its site's figures drop as a free's would (by the size they hold).
         // A scan process headers every block, so none is in the census or
@@ -764,13 +753,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Alloc<A> {
                 return unsafe { self.realloc_headered(ptr, layout, new_size, Some(mark)) };
             }
         }
-        let local = local();
         if word & HEADERED_BITS != 0 {
             // SAFETY: same contract; an unmarked pointer is a plain block.
-            return unsafe { self.realloc_into_window(local, word, ptr, layout, new_size) };
+            return unsafe { self.realloc_into_window(local(), word, ptr, layout, new_size) };
         }
         // SAFETY: same contract; an unmarked pointer is a plain block.
-        unsafe { self.realloc_plain(local, word, ptr, layout, new_size) }
+        unsafe { self.realloc_plain(word, ptr, layout, new_size) }
     }
 }
 

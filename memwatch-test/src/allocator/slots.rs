@@ -363,21 +363,9 @@ thread_local! {
     static OWNER: Owner = const { Owner(Cell::new(ptr::null())) };
 }
 
-/// The thread's slot, claiming one on the thread's first counted operation.
-#[inline(always)]
-pub(super) fn slot_of(local: &Local) -> &'static Slot {
-    let slot = local.slot.get();
-    if slot.is_null() {
-        claim(local)
-    } else {
-        // SAFETY: `slot` is either `&SHARED` or a slot from `SLOTS`; neither
-        // is ever freed.
-        unsafe { &*slot }
-    }
-}
-
-/// This thread's slot, read without the thread-local's address (so no load
-/// of the thread pointer itself), claiming one on first use.
+/// This thread's slot, claiming one on the thread's first counted
+/// operation. Read without the thread-local's address, so the hot path
+/// loads no thread pointer for it.
 #[inline(always)]
 pub(super) fn own_slot() -> &'static Slot {
     let slot = LOCAL.with(|l| l.slot.get());
